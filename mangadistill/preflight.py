@@ -1,0 +1,36 @@
+"""Cheap checks run before a pipeline starts, so mistakes surface as one line, not a failed step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+from transformers import AutoConfig
+
+from mangadistill.config import DistillIntentConfig
+from mangadistill.errors import DataError, ModelLoadError
+from mangadistill.models.encoders import resolve_model_path
+
+
+def check_model_reference(key: str, model: str) -> AutoConfig:
+    """Load only the model's config (no weights) to prove the reference resolves offline."""
+    path = resolve_model_path(model)
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{key} '{model}' does not load offline ({first}); use a local model folder") from None
+
+
+def preflight(config: BaseModel) -> None:
+    """Validate what the config points at: input files exist and models resolve."""
+    if not isinstance(config, DistillIntentConfig):
+        return
+    if config.data.path is not None and not Path(config.data.path).is_file():
+        raise DataError(f"data.path: file not found: {config.data.path}")
+    teacher = check_model_reference("teacher.model", config.teacher.model)
+    if config.student.init == "teacher_layers":
+        n_layers = getattr(teacher, "num_hidden_layers", None)
+        bad = [i for i in config.student.teacher_layers if n_layers is not None and not 0 <= i < n_layers]
+        if bad:
+            raise ModelLoadError(f"student.teacher_layers: {bad} out of range; the teacher has layers 0..{n_layers - 1}")

@@ -1,0 +1,132 @@
+#!/usr/bin/env python
+"""MangaAssist distillation: run a pipeline, or open the MLflow UI on the project's store.
+
+Exit codes: 0 success, 1 pipeline failed, 2 bad config, 3 bad data, 4 model does not load, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mangadistill.errors import UserError
+from pipelines import PIPELINES
+
+
+def _parser() -> argparse.ArgumentParser:
+    listing = "\n".join(f"  {name:<16} {entry.description}" for name, entry in PIPELINES.items())
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description="Run a MangaAssist distillation pipeline on a local ZenML stack with MLflow tracking.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"pipelines:\n{listing}\n\n"
+        "MLflow store: $MLFLOW_TRACKING_URI if set, else sqlite:///<project>/mlruns/mlflow.db.\n"
+        "ZenML store: ZenML's default, or $ZENML_CONFIG_PATH if set.\n"
+        "exit codes: 0 ok, 1 pipeline failed, 2 bad config, 3 bad data, 4 model does not load.",
+    )
+    parser.add_argument("--pipeline", choices=sorted(PIPELINES), help="pipeline to run")
+    parser.add_argument("--config", type=Path, help="YAML config (default: configs/<pipeline>.yaml)")
+    parser.add_argument("--no-cache", action="store_true", help="re-run every step instead of reusing cached artifacts")
+    parser.add_argument("--stack", metavar="NAME",
+                        help="run on an existing ZenML stack with an MLflow tracker (default: create/use the local one)")
+    parser.add_argument("--mlflow-ui", action="store_true", help="start the MLflow UI on the project's MLflow store")
+    parser.add_argument("--port", type=int, default=5000, help="port for --mlflow-ui (default 5000)")
+    return parser
+
+
+def _mlflow_ui(port: int) -> int:
+    from pipelines.stack import mlflow_tracking_uri, sqlite_path
+
+    uri = mlflow_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        print(f"MLFLOW_TRACKING_URI points at a server; open {uri} in a browser.")
+        return 0
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
+        print(f"error: no MLflow store yet at {db}; run a pipeline first", file=sys.stderr)
+        return 2
+    print(f"MLflow UI on http://127.0.0.1:{port} for {uri} (Ctrl+C to stop)")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _print_summary(name: str, run, outputs: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from mangadistill.evaluation.report import comparison_table
+
+    console = Console()
+    steps = Table(title=f"{name} run {run.name}", show_header=True)
+    steps.add_column("step")
+    steps.add_column("status")
+    for step_name, step_run in run.steps.items():
+        steps.add_row(step_name, str(step_run.status.value))
+    console.print(steps)
+    evaluation = outputs["evaluation"]
+    table = Table(title=f"Gate set ({evaluation['teacher']['rows']:.0f} rows): teacher vs distilled student")
+    for column in ("Metric", "Teacher", "Student", "Delta"):
+        table.add_column(column, justify="left" if column == "Metric" else "right")
+    for row in comparison_table(evaluation["teacher"], evaluation["student"]):
+        table.add_row(*row)
+    console.print(table)
+    registered = outputs["registered_model"]
+    console.print(
+        f"student keeps {100 * evaluation['retention']:.1f}% of the teacher's gate accuracy "
+        f"({100 * evaluation['student']['accuracy']:.1f}% vs {100 * evaluation['teacher']['accuracy']:.1f}%)"
+    )
+    how = "reused" if registered["reused"] else "registered"
+    console.print(f"{how} {registered['uri']}  (MLflow run {registered['run_id']})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.mlflow_ui:
+        return _mlflow_ui(args.port)
+    if not args.pipeline:
+        _parser().print_help()
+        return 2
+    entry = PIPELINES[args.pipeline]
+    from mangadistill.config import load_config, resolve_relative_paths
+    from mangadistill.preflight import preflight
+
+    try:
+        config_path = (args.config or entry.default_config).resolve()
+        config = resolve_relative_paths(load_config(config_path, entry.config_model), config_path.parent)
+        preflight(config)  # cheap checks (files exist, models load) before any pipeline starts
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.getLogger("mangadistill").setLevel(logging.INFO)
+    from pipelines.stack import activate_existing_stack, ensure_stack
+
+    try:
+        stack = activate_existing_stack(args.stack) if args.stack else ensure_stack()
+        print(f"stack {stack.name}; MLflow store {stack.tracking_uri}")
+        module = entry.load()
+        pipeline = getattr(module, args.pipeline).with_options(enable_cache=not args.no_cache)
+        run = pipeline(config=config)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the step's traceback is already in ZenML's log above
+        print(f"error: pipeline {args.pipeline} failed: {exc}", file=sys.stderr)
+        return 1
+    _print_summary(args.pipeline, run, module.run_outputs(run))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

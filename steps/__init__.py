@@ -1,0 +1,19 @@
+"""ZenML steps: thin adapters that call into `mangadistill` and log what they did."""
+
+from steps.clean_intent_data import clean_intent_data
+from steps.evaluate_models import evaluate_models
+from steps.label_with_teacher import label_with_teacher
+from steps.load_intent_data import load_intent_data
+from steps.register_student import register_student
+from steps.train_student import train_student
+from steps.train_teacher import train_teacher
+
+__all__ = [
+    "clean_intent_data",
+    "evaluate_models",
+    "label_with_teacher",
+    "load_intent_data",
+    "register_student",
+    "train_student",
+    "train_teacher",
+]

@@ -1,0 +1,31 @@
+"""Step: quarantine, scrub PII, de-duplicate and split the raw rows (runbook 2-3)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import mlflow
+import pandas as pd
+from zenml import log_metadata, step
+
+from mangadistill.config import DataConfig
+from mangadistill.data.cleaning import clean_and_split
+from mangadistill.data.dataset import IntentDataset
+from materializers import IntentDatasetMaterializer
+
+logger = logging.getLogger(__name__)
+
+
+@step(experiment_tracker=True, output_materializers=IntentDatasetMaterializer)
+def clean_intent_data(raw_rows: pd.DataFrame, config: DataConfig) -> Annotated[IntentDataset, "intent_dataset"]:
+    """Clean the rows into train / validation / frozen gate splits and log every count."""
+    dataset = clean_and_split(raw_rows, config)
+    counts = {key: value for key, value in dataset.report.items() if isinstance(value, int)}
+    logger.info("cleaning: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
+    log_metadata(counts, infer_artifact=True)
+    mlflow.log_metrics({f"data_{key}": float(value) for key, value in counts.items()})
+    mlflow.log_text(dataset.label_counts().to_csv(), "data/label_counts.csv")
+    if not dataset.quarantine.empty:
+        mlflow.log_text(dataset.quarantine.to_csv(index=False), "data/quarantine.csv")
+    return dataset

@@ -1,0 +1,42 @@
+"""Step: evaluate teacher and student on the frozen gate set, side by side."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import mlflow
+from zenml import log_metadata, step
+
+from mangadistill.config import EvaluationConfig
+from mangadistill.data.dataset import IntentDataset
+from mangadistill.evaluation.evaluate import evaluate_model_dir
+from mangadistill.evaluation.report import comparison_table, confusion_figure, render_markdown
+from mangadistill.models.encoders import ModelDir
+from mangadistill.tracking import log_figure
+
+logger = logging.getLogger(__name__)
+
+
+@step(experiment_tracker=True)
+def evaluate_models(
+    intent_dataset: IntentDataset, teacher_model: ModelDir, student_model: ModelDir, config: EvaluationConfig
+) -> Annotated[dict[str, Any], "evaluation"]:
+    """Accuracy, macro-F1, rare-class recall, refusal P/R, latency and size for teacher and student."""
+    report: dict[str, Any] = {"labels": list(intent_dataset.labels), "split": "gate"}
+    for role, model_dir in (("teacher", teacher_model), ("student", student_model)):
+        metrics, matrix = evaluate_model_dir(model_dir, intent_dataset, latency_queries=config.latency_queries,
+                                             latency_warmup=config.latency_warmup, num_threads=config.num_threads)
+        report[role] = metrics
+        mlflow.log_metrics({f"gate_{role}_{k}": v for k, v in metrics.items() if v == v})  # v == v drops NaN
+        log_figure(confusion_figure(matrix, intent_dataset.labels, f"{role} confusion (gate set)"),
+                   f"evaluation/confusion_{role}.png")
+    report["retention"] = report["student"]["accuracy"] / report["teacher"]["accuracy"]
+    mlflow.log_metric("gate_student_retention", report["retention"])
+    table = render_markdown(comparison_table(report["teacher"], report["student"]))
+    mlflow.log_text(table, "evaluation/teacher_vs_student.md")
+    mlflow.log_dict(report, "evaluation/gate_metrics.json")
+    logger.info("gate set, teacher vs student:\n%s", table)
+    log_metadata({"teacher_accuracy": report["teacher"]["accuracy"], "student_accuracy": report["student"]["accuracy"],
+                  "retention": report["retention"]}, infer_artifact=True)
+    return report

@@ -1,0 +1,30 @@
+"""Step: run the teacher once over every split and cache its soft labels."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import mlflow
+from zenml import log_metadata, step
+
+from mangadistill.data.dataset import IntentDataset
+from mangadistill.models.encoders import ModelDir
+from mangadistill.teacher.labeling import TeacherLabels, label_dataset
+from materializers import TeacherLabelsMaterializer
+
+logger = logging.getLogger(__name__)
+
+
+@step(experiment_tracker=True, output_materializers=TeacherLabelsMaterializer)
+def label_with_teacher(
+    intent_dataset: IntentDataset, teacher_model: ModelDir, low_confidence_threshold: float
+) -> Annotated[TeacherLabels, "teacher_labels"]:
+    """Hard labels, logits, entropy and confidence spread for train/val/gate (runbook 11.1, 18.1)."""
+    labels = label_dataset(teacher_model, intent_dataset, low_confidence_threshold)
+    summary = {k: v for k, v in labels.summary.items() if isinstance(v, (int, float))}
+    logger.info("teacher labels: %s", labels.summary)
+    log_metadata(summary, infer_artifact=True)
+    mlflow.log_metrics({f"teacher_labels_{k}": float(v) for k, v in summary.items()})
+    mlflow.log_dict(labels.summary, "events/teacher_label_generation.json")
+    return labels

@@ -1,0 +1,144 @@
+"""End to end: `run.py --pipeline distill_intent` on the smoke config, twice, in throwaway stores.
+
+Runs the real CLI in a subprocess (from a foreign working directory), then inspects the real SQLite
+MLflow store: epoch metrics, events, figures, the registered version and its pyfunc in a fresh process.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mangadistill.config import DistillIntentConfig, load_config
+from mangadistill.data.intents import MANGA_INTENTS
+
+pytestmark = pytest.mark.e2e
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SMOKE = PROJECT_ROOT / "configs" / "distill_intent_smoke.yaml"
+MODEL = "mangaassist-intent"
+EPOCH_METRICS = ("loss_total", "loss_hard", "loss_kd", "grad_norm", "lr", "samples_per_sec", "val_accuracy",
+                 "rare_class_recall", "refusal_precision", "teacher_entropy_mean", "student_entropy_mean")
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    env = {**os.environ, "ZENML_CONFIG_PATH": str(root / "zenml"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "ZENML_ANALYTICS_OPT_IN": "false"}
+    return root, env
+
+
+def _run(env, cwd, *args, timeout=900):
+    return subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def first_run(stores):
+    root, env = stores
+    result = _run(env, root, "--pipeline", "distill_intent", "--config", str(SMOKE))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def client(stores, first_run):
+    _, env = stores
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    yield MlflowClient(env["MLFLOW_TRACKING_URI"])
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+
+
+def test_summary_table_is_printed(first_run):
+    out = first_run.stdout
+    assert "teacher vs distilled student" in out and "Accuracy" in out and "Warm latency p95" in out
+    assert "keeps" in out and "of the teacher's gate accuracy" in out
+    assert f"models:/{MODEL}/1" in out
+
+
+def test_epoch_metrics_are_logged_per_epoch(client):
+    config = load_config(SMOKE, DistillIntentConfig)
+    run = client.search_runs([client.get_experiment_by_name("distill_intent").experiment_id])[0]
+    for name in EPOCH_METRICS:
+        history = client.get_metric_history(run.info.run_id, name)
+        assert [m.step for m in history] == list(range(1, config.student.training.epochs + 1)), name
+    teacher_history = client.get_metric_history(run.info.run_id, "teacher_val_accuracy")
+    assert len(teacher_history) == config.teacher.training.epochs
+    assert run.data.params["kd.temperature"] == "4.0" and run.data.params["kd.alpha"] == "0.7"
+    for key in ("gate_teacher_accuracy", "gate_student_accuracy", "gate_student_latency_p95_ms", "gate_student_retention"):
+        assert key in run.data.metrics
+
+
+def test_epoch_events_and_figures_are_artifacts(client):
+    run = client.search_runs([client.get_experiment_by_name("distill_intent").experiment_id])[0]
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id))
+    events = [json.loads(line) for line in (local / "events" / "distill_epoch_end.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in events] == [1, 2]
+    assert {e["event"] for e in events} == {"distill_epoch_end"} and events[0]["stage"] == "output_kd"
+    for key in ("loss_total", "loss_ce", "loss_kd", "val_accuracy", "rare_class_recall", "refusal_precision",
+                "throughput_seq_per_sec", "gpu_mem_gb"):
+        assert key in events[0]
+    assert (local / "evaluation" / "confusion_student.png").stat().st_size > 1000
+    assert (local / "evaluation" / "confusion_teacher.png").stat().st_size > 1000
+    assert (local / "config" / "resolved_config.yaml").exists()
+    assert json.loads((local / "events" / "teacher_label_generation.json").read_text())["rows_processed"] > 0
+
+
+def test_registered_version_is_tagged_and_serves_raw_strings(stores, client):
+    _, env = stores
+    version = client.get_model_version(MODEL, "1")
+    assert version.tags["role"] == "student"
+    for key in ("gate_accuracy", "gate_macro_f1", "gate_refusal_precision", "gate_refusal_recall"):
+        assert 0.0 <= float(version.tags[key]) <= 1.0, key
+    assert float(version.tags["gate_latency_p95_ms"]) > 0.0
+    code = (
+        "import mlflow, pandas as pd, json\n"
+        f"m = mlflow.pyfunc.load_model('models:/{MODEL}/1')\n"
+        "a = m.predict(['where is my order MA-123456?', 'recommend me a dark fantasy manga'])\n"
+        "b = m.predict(pd.DataFrame({'q': ['do you ship to canada?']}))\n"
+        "print(json.dumps([list(a), list(b)]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd="/", capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    first, second = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(first) == 2 and len(second) == 1
+    assert set(first + second) <= set(MANGA_INTENTS)
+
+
+def test_second_run_reuses_cached_data_and_teacher_labels(stores, first_run):
+    root, env = stores
+    result = _run(env, root, "--pipeline", "distill_intent", "--config", str(SMOKE))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split()[1]: line.split()[3] for line in result.stdout.splitlines()
+            if line.startswith("│") and len(line.split()) >= 4 and line.split()[3] in {"cached", "completed"}}
+    for step in ("load_intent_data", "clean_intent_data", "train_teacher", "label_with_teacher"):
+        assert rows.get(step) == "cached", (step, rows)
+    assert rows.get("register_student") == "completed"
+    assert "reused" in result.stdout and f"models:/{MODEL}/1" in result.stdout  # same weights, same version
+
+
+def test_bad_config_exits_nonzero_with_one_line(stores, tmp_path):
+    _, env = stores
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("student:\n  training:\n    epochs: -1\n")
+    result = _run(env, tmp_path, "--pipeline", "distill_intent", "--config", str(bad), timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "student.training.epochs" in result.stderr
+
+
+def test_missing_data_file_and_unloadable_model_fail_fast(stores, tmp_path):
+    _, env = stores
+    missing = tmp_path / "missing.yaml"
+    missing.write_text("data:\n  source: csv\n  path: nowhere.csv\n")
+    result = _run(env, tmp_path, "--pipeline", "distill_intent", "--config", str(missing), timeout=120)
+    assert result.returncode == 3 and "nowhere.csv" in result.stderr and "Traceback" not in result.stderr
+    model = tmp_path / "model.yaml"
+    model.write_text(f"teacher:\n  model: {tmp_path / 'no-such-model'}\n")
+    result = _run(env, tmp_path, "--pipeline", "distill_intent", "--config", str(model), timeout=120)
+    assert result.returncode == 4 and "teacher.model" in result.stderr and "Traceback" not in result.stderr

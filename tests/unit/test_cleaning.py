@@ -1,0 +1,129 @@
+"""Cleaning (runbook 2-3): PII scrubbed, duplicates removed, bad rows quarantined and counted, split stratified."""
+
+import pandas as pd
+import pytest
+
+from mangadistill.config import DataConfig
+from mangadistill.data.cleaning import clean_and_split, near_duplicate_key, scrub_pii, stratified_split
+from mangadistill.errors import DataError
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "secret"),
+    [
+        ("my email is yuki.tanaka+manga@example.co.jp thanks", "email", "yuki.tanaka+manga@example.co.jp"),
+        ("call me at +1 415-555-0134 please", "phone", "415-555-0134"),
+        ("my number is (212) 555 0199", "phone", "555 0199"),
+        ("charge card 4111 1111 1111 1111 again", "card", "4111 1111 1111 1111"),
+        ("card 5500-0000-0000-0004 was declined", "card", "5500-0000-0000-0004"),
+        ("ship it to 221 Baker Street, London", "address", "221 Baker Street"),
+        ("send to 1600 Amphitheatre Pkwy, Mountain View", "address", "1600 Amphitheatre Pkwy"),
+    ],
+)
+def test_pii_is_scrubbed(text, kind, secret):
+    scrubbed, found = scrub_pii(text)
+    assert secret not in scrubbed
+    assert f"[{kind.upper()}]" in scrubbed
+    assert found[kind] == 1
+
+
+def test_text_without_pii_is_unchanged():
+    text = "how much is volume 12 of one piece? is it $9.99"
+    assert scrub_pii(text) == (text, {})
+
+
+def test_near_duplicate_key_ignores_case_punctuation_and_spaces():
+    assert near_duplicate_key("Where is  my ORDER?!") == near_duplicate_key("where is my order")
+    assert near_duplicate_key("refund [EMAIL]") == "refund [email]"
+
+
+def _frame(rows):
+    return pd.DataFrame(rows, columns=["text", "label"])
+
+
+LABELS = ("price", "shipping", "out_of_scope")
+
+
+def _config(**kwargs):
+    base = {"source": "csv", "path": "x.csv", "labels": LABELS, "refusal_label": "out_of_scope"}
+    return DataConfig.model_validate({**base, **kwargs})
+
+
+def _rows(n_per_label=10):
+    return [(f"{label} question number {i}", label) for label in LABELS for i in range(n_per_label)]
+
+
+def test_quarantine_counts_empty_text_and_unknown_labels_and_keeps_them():
+    raw = _frame([*_rows(), ("", "price"), ("   ", "shipping"), ("tell me a joke", "jokes"), ("what?", "")])
+    dataset = clean_and_split(raw, _config())
+    assert dataset.report["quarantined"] == 4
+    assert dataset.report["quarantined_empty_text"] == 2
+    assert dataset.report["quarantined_unknown_label"] == 2
+    assert sorted(dataset.quarantine["reason"]) == ["empty_text", "empty_text", "unknown_label", "unknown_label"]
+    assert "tell me a joke" in set(dataset.quarantine["text"])
+    kept = len(dataset.train) + len(dataset.val) + len(dataset.gate)
+    assert kept + dataset.report["quarantined"] == len(raw) == dataset.report["rows_in"]
+
+
+def test_duplicates_are_removed_before_the_split():
+    raw = _frame([*_rows(), ("price question number 1", "price"), ("PRICE question, number 1!", "price"),
+                  ("Price  question number 2", "price")])
+    dataset = clean_and_split(raw, _config())
+    assert dataset.report["exact_duplicates"] == 1
+    assert dataset.report["near_duplicates"] == 2
+    all_keys = pd.concat([dataset.train, dataset.val, dataset.gate])["text"].map(near_duplicate_key)
+    assert all_keys.is_unique
+
+
+def test_pii_is_scrubbed_and_counted_in_the_dataset():
+    raw = _frame([*_rows(), ("refund to jo@example.com or call 415-555-0134", "price")])
+    dataset = clean_and_split(raw, _config())
+    texts = " ".join(pd.concat([dataset.train, dataset.val, dataset.gate])["text"])
+    assert "jo@example.com" not in texts and "[EMAIL]" in texts and "[PHONE]" in texts
+    assert dataset.report["rows_with_pii"] == 1
+    assert dataset.report["pii_email"] == 1 and dataset.report["pii_phone"] == 1
+
+
+def test_split_is_stratified_deterministic_and_disjoint():
+    raw = _frame(_rows(20))
+    first = clean_and_split(raw, _config())
+    again = clean_and_split(raw, _config())
+    pd.testing.assert_frame_equal(first.gate, again.gate)
+    counts = first.label_counts()
+    assert (counts["gate"] == 2).all() and (counts["val"] == 2).all() and (counts["train"] == 16).all()
+    splits = [set(first.train["text"]), set(first.val["text"]), set(first.gate["text"])]
+    assert not (splits[0] & splits[1]) and not (splits[0] & splits[2]) and not (splits[1] & splits[2])
+
+
+def test_rare_label_keeps_a_training_row():
+    frame = _frame([*_rows(20), ("a lone shipping-ish oddity", "shipping")])
+    train, val, gate = stratified_split(frame[frame["label"] != "shipping"].iloc[:1], 0.1, 0.1, seed=0)
+    assert len(train) == 1 and val.empty and gate.empty
+
+
+def test_default_rare_labels_are_the_least_frequent():
+    rows = [*[(f"price q {i}", "price") for i in range(40)], *[(f"ship q {i}", "shipping") for i in range(8)],
+            *[(f"oos q {i}", "out_of_scope") for i in range(30)]]
+    config = DataConfig.model_validate({"source": "csv", "path": "x.csv"})
+    dataset = clean_and_split(_frame(rows), config)
+    assert dataset.rare_labels == ("shipping",)
+
+
+def test_refusal_label_must_exist():
+    with pytest.raises(DataError, match="refusal_label"):
+        clean_and_split(_frame(_rows()), _config(refusal_label="nonsense"))
+
+
+def test_everything_quarantined_is_a_clear_error():
+    with pytest.raises(DataError, match="split is empty"):
+        clean_and_split(_frame([("", "price"), ("x", "nope")]), _config())
+
+
+def test_source_splits_are_kept_for_clinc150():
+    rows = [{"text": f"q{i} {s}", "label": "a" if i % 2 else "oos", "source_split": s}
+            for s in ("train", "val", "test", "oos_train") for i in range(6)]
+    config = DataConfig.model_validate({"source": "clinc150", "path": "x.json"})
+    dataset = clean_and_split(pd.DataFrame(rows), config)
+    assert dataset.refusal_label == "oos"
+    assert all(text.endswith("test") for text in dataset.gate["text"])
+    assert len(dataset.train) == 12

@@ -1,0 +1,94 @@
+"""Config validation: unknown keys and invalid values fail with one line that names the key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mangadistill.config import DistillIntentConfig, load_config, parse_config, resolve_relative_paths
+from mangadistill.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.mark.parametrize("name", ["distill_intent.yaml", "distill_intent_smoke.yaml"])
+def test_shipped_configs_validate(name):
+    config = load_config(CONFIGS / name, DistillIntentConfig)
+    assert config.kd.temperature == 4.0 and config.kd.alpha == 0.7
+
+
+def test_defaults_follow_the_runbook():
+    config = DistillIntentConfig()
+    assert (config.kd.temperature, config.kd.alpha) == (4.0, 0.7)
+    assert config.registry.model_name == "mangaassist-intent"
+
+
+def _error(raw) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, DistillIntentConfig, source="cfg.yaml")
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_unknown_key_is_named():
+    message = _error({"student": {"training": {"epochz": 3}}})
+    assert "student.training.epochz" in message and "unknown key" in message
+
+
+def test_invalid_value_is_named_with_the_value():
+    message = _error({"student": {"training": {"epochs": 0}}})
+    assert message.startswith("cfg.yaml: student.training.epochs:") and "got 0" in message
+
+
+def test_wrong_type_is_named():
+    assert "kd.temperature" in _error({"kd": {"temperature": "hot"}})
+
+
+def test_alpha_out_of_range():
+    assert "kd.alpha" in _error({"kd": {"alpha": 1.5}})
+
+
+def test_invalid_choice_lists_allowed_values():
+    message = _error({"data": {"source": "parquet"}})
+    assert "data.source" in message and "synthetic" in message and "clinc150" in message
+
+
+def test_file_source_requires_path():
+    assert "path" in _error({"data": {"source": "csv"}})
+
+
+def test_student_architecture_heads_must_divide_hidden():
+    assert "hidden_size" in _error({"student": {"architecture": {"hidden_size": 100, "num_attention_heads": 12}}})
+
+
+def test_yaml_exponent_without_dot_still_means_a_number():
+    # PyYAML reads 5e-5 as the string "5e-5"; validation turns it into the float the user meant.
+    raw = yaml.safe_load("teacher:\n  training:\n    learning_rate: 5e-5\n")
+    assert raw["teacher"]["training"]["learning_rate"] == "5e-5"
+    assert parse_config(raw, DistillIntentConfig).teacher.training.learning_rate == pytest.approx(5e-5)
+
+
+def test_config_is_frozen():
+    config = DistillIntentConfig()
+    with pytest.raises(Exception):
+        config.kd.alpha = 0.1  # type: ignore[misc]
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml", DistillIntentConfig)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kd: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad, DistillIntentConfig)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(listed, DistillIntentConfig)
+
+
+def test_relative_data_path_resolves_against_the_config_folder(tmp_path):
+    config = parse_config({"data": {"source": "csv", "path": "rows.csv"}}, DistillIntentConfig)
+    resolved = resolve_relative_paths(config, tmp_path)
+    assert resolved.data.path == (tmp_path / "rows.csv").resolve()
