@@ -31,7 +31,8 @@ PII_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\b\d{1,5}(?:\s+[A-Z][\w'.-]*){1,4}\s+"
             r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|"
-            r"parkway|pkwy|terrace|square|sq)\b\.?",
+            r"parkway|pkwy|terrace|square|sq)\b\.?"
+            r"(?:,?\s+(?:apt|apartment|suite|ste|unit|flat|#)\.?\s*[\w-]+)?",
             re.IGNORECASE,
         ),
     ),

@@ -18,6 +18,7 @@ from mangadistill.errors import DataError
         ("card 5500-0000-0000-0004 was declined", "card", "5500-0000-0000-0004"),
         ("ship it to 221 Baker Street, London", "address", "221 Baker Street"),
         ("send to 1600 Amphitheatre Pkwy, Mountain View", "address", "1600 Amphitheatre Pkwy"),
+        ("I live at 1422 Church Road Apt 31D, Toronto", "address", "Apt 31D"),
     ],
 )
 def test_pii_is_scrubbed(text, kind, secret):

