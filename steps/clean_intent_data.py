@@ -7,12 +7,13 @@ from typing import Annotated
 
 import mlflow
 import pandas as pd
-from zenml import log_metadata, step
+from zenml import step
 
 from mangadistill.config import DataConfig
 from mangadistill.data.cleaning import clean_and_split
 from mangadistill.data.dataset import IntentDataset
 from materializers import IntentDatasetMaterializer
+from steps._context import log_output_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def clean_intent_data(raw_rows: pd.DataFrame, config: DataConfig) -> Annotated[I
     dataset = clean_and_split(raw_rows, config)
     counts = {key: value for key, value in dataset.report.items() if isinstance(value, int)}
     logger.info("cleaning: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
-    log_metadata(counts, infer_artifact=True)
+    log_output_metadata(counts)
     mlflow.log_metrics({f"data_{key}": float(value) for key, value in counts.items()})
     mlflow.log_text(dataset.label_counts().to_csv(), "data/label_counts.csv")
     if not dataset.quarantine.empty:

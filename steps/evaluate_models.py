@@ -6,7 +6,7 @@ import logging
 from typing import Annotated, Any
 
 import mlflow
-from zenml import log_metadata, step
+from zenml import step
 
 from mangadistill.config import EvaluationConfig
 from mangadistill.data.dataset import IntentDataset
@@ -14,6 +14,7 @@ from mangadistill.evaluation.evaluate import evaluate_model_dir
 from mangadistill.evaluation.report import comparison_table, confusion_figure, render_markdown
 from mangadistill.models.encoders import ModelDir
 from mangadistill.tracking import log_figure
+from steps._context import log_output_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,6 @@ def evaluate_models(
     mlflow.log_text(table, "evaluation/teacher_vs_student.md")
     mlflow.log_dict(report, "evaluation/gate_metrics.json")
     logger.info("gate set, teacher vs student:\n%s", table)
-    log_metadata({"teacher_accuracy": report["teacher"]["accuracy"], "student_accuracy": report["student"]["accuracy"],
-                  "retention": report["retention"]}, infer_artifact=True)
+    log_output_metadata({"teacher_accuracy": report["teacher"]["accuracy"], "student_accuracy": report["student"]["accuracy"],
+                  "retention": report["retention"]})
     return report

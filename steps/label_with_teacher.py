@@ -6,12 +6,13 @@ import logging
 from typing import Annotated
 
 import mlflow
-from zenml import log_metadata, step
+from zenml import step
 
 from mangadistill.data.dataset import IntentDataset
 from mangadistill.models.encoders import ModelDir
 from mangadistill.teacher.labeling import TeacherLabels, label_dataset
 from materializers import TeacherLabelsMaterializer
+from steps._context import log_output_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def label_with_teacher(
     labels = label_dataset(teacher_model, intent_dataset, low_confidence_threshold)
     summary = {k: v for k, v in labels.summary.items() if isinstance(v, (int, float))}
     logger.info("teacher labels: %s", labels.summary)
-    log_metadata(summary, infer_artifact=True)
+    log_output_metadata(summary)
     mlflow.log_metrics({f"teacher_labels_{k}": float(v) for k, v in summary.items()})
     mlflow.log_dict(labels.summary, "events/teacher_label_generation.json")
     return labels

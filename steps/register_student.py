@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 import mlflow
 import yaml
-from zenml import get_step_context, log_metadata, step
+from zenml import get_step_context, step
 
 from mangadistill.config import RegistryConfig
 from mangadistill.models.encoders import ModelDir
 from mangadistill.registry.register import register_classifier
 from mangadistill.tracking import flat_params
+from steps._context import log_output_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -42,5 +43,5 @@ def register_student(
     logger.info("%s version %s of '%s' (%s)", verb, registered.version, registered.name, registered.uri)
     result = {"name": registered.name, "version": registered.version, "uri": registered.uri,
               "run_id": registered.run_id, "reused": registered.reused}
-    log_metadata({k: v for k, v in result.items()}, infer_artifact=True)
+    log_output_metadata({k: v for k, v in result.items()})
     return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from typing import Annotated
 
-from zenml import get_step_context, log_metadata, step
+from zenml import step
 
 from mangadistill.config import TeacherConfig
 from mangadistill.data.dataset import IntentDataset
@@ -13,17 +13,18 @@ from mangadistill.models.encoders import ModelDir, save_model_dir
 from mangadistill.tracking import EpochLogger
 from mangadistill.training.distill import fine_tune_teacher
 from materializers import ModelDirMaterializer
+from steps._context import log_output_metadata, run_label
 
 
 @step(experiment_tracker=True, output_materializers=ModelDirMaterializer)
 def train_teacher(intent_dataset: IntentDataset, config: TeacherConfig) -> Annotated[ModelDir, "teacher_model"]:
     """Fine-tune `config.model` on the training split with cross-entropy; keep the best validation epoch."""
-    epoch_logger = EpochLogger(stage="teacher_finetune", run_label=get_step_context().pipeline_run.name,
+    epoch_logger = EpochLogger(stage="teacher_finetune", run_label=run_label(),
                                student="-", teacher=config.model, prefix="teacher_",
                                artifact_name="teacher_epoch_end.jsonl")
     trained = fine_tune_teacher(intent_dataset, config, on_epoch_end=epoch_logger)
-    log_metadata({"best_epoch": trained.result.best_epoch, "best_val_accuracy": trained.result.best_val_accuracy,
-                  "train_seconds": round(trained.result.train_seconds, 1)}, infer_artifact=True)
+    log_output_metadata({"best_epoch": trained.result.best_epoch, "best_val_accuracy": trained.result.best_val_accuracy,
+                  "train_seconds": round(trained.result.train_seconds, 1)})
     return save_model_dir(trained.model, trained.tokenizer, tempfile.mkdtemp(prefix="teacher-"), role="teacher",
                           labels=list(intent_dataset.labels), max_length=config.training.max_length,
                           extra={"source_model": config.model, "best_epoch": trained.result.best_epoch},

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from transformers import BertConfig, BertForSequenceClassification
 
+from mangadistill.config import PACKAGED_MINILM
 from mangadistill.data.dataset import IntentDataset
 from mangadistill.models.encoders import load_model_dir, load_tokenizer, resolve_model_path, save_model_dir
-from mangadistill.config import PACKAGED_MINILM
 from mangadistill.teacher.labeling import SplitLabels, TeacherLabels
 from materializers import IntentDatasetMaterializer, ModelDirMaterializer, TeacherLabelsMaterializer
 
