@@ -142,3 +142,39 @@ def test_missing_data_file_and_unloadable_model_fail_fast(stores, tmp_path):
     model.write_text(f"teacher:\n  model: {tmp_path / 'no-such-model'}\n")
     result = _run(env, tmp_path, "--pipeline", "distill_intent", "--config", str(model), timeout=120)
     assert result.returncode == 4 and "teacher.model" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_mlflow_ui_serves_the_run_and_the_registered_model(stores, first_run):
+    _, env = stores
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "run.py"), "--mlflow-ui", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/2.0/mlflow/registered-models/get?name={MODEL}", timeout=5) as r:
+                    model = json.load(r)["registered_model"]
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(1)
+        assert model["latest_versions"][0]["version"] == "1"
+        with urllib.request.urlopen(f"{base}/", timeout=10) as page:
+            assert page.status == 200 and b"<html" in page.read(2000).lower()
+        query = json.dumps({"experiment_ids": [], "max_results": 5}).encode()
+        experiments = json.load(urllib.request.urlopen(
+            urllib.request.Request(f"{base}/api/2.0/mlflow/experiments/search", data=query,
+                                   headers={"Content-Type": "application/json"}), timeout=10))
+        assert "distill_intent" in {e["name"] for e in experiments["experiments"]}
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)

@@ -1,0 +1,361 @@
+"""Stop rules and deployment-epoch choice (runbook 6.4-6.8, 10.2): truth tables plus the runbook's own epoch tables."""
+
+import dataclasses
+import itertools
+
+import pytest
+
+from mangadistill.training.stop_rules import (
+    DeploymentChoice,
+    Stage1StopRule,
+    Stage2StopRule,
+    StopDecision,
+    select_deployment_epoch,
+)
+
+# Runbook 6.4, Stage 1 epoch table: epoch, feature loss, attention loss, probe-head val acc, rare recall.
+TABLE_6_4 = [
+    {"epoch": e, "loss_feature": f, "loss_attention": a, "probe_val_accuracy": p, "rare_class_recall": r}
+    for e, f, a, p, r in [
+        (1, 1.842, 0.913, 0.784, 0.662),
+        (2, 1.221, 0.642, 0.810, 0.694),
+        (3, 0.944, 0.501, 0.826, 0.713),
+        (4, 0.791, 0.438, 0.832, 0.720),
+        (5, 0.714, 0.401, 0.835, 0.724),
+        (6, 0.701, 0.392, 0.835, 0.725),
+    ]
+]
+
+# Runbook 6.7, Stage 2 epoch table: epoch, CE loss, KD loss, total loss, val acc, rare recall, refusal precision.
+TABLE_6_7 = [
+    {
+        "epoch": e,
+        "loss_ce": ce,
+        "loss_kd": kd,
+        "loss_total": t,
+        "val_accuracy": v,
+        "rare_class_recall": r,
+        "refusal_precision": rp,
+    }
+    for e, ce, kd, t, v, r, rp in [
+        (1, 0.921, 1.404, 1.259, 0.868, 0.774, 0.921),
+        (2, 0.772, 1.115, 1.012, 0.881, 0.799, 0.934),
+        (3, 0.681, 0.982, 0.892, 0.888, 0.811, 0.942),
+        (4, 0.622, 0.914, 0.826, 0.892, 0.822, 0.948),
+        (5, 0.593, 0.878, 0.792, 0.893, 0.826, 0.951),
+        (6, 0.582, 0.871, 0.785, 0.893, 0.828, 0.950),
+        (7, 0.579, 0.870, 0.784, 0.892, 0.827, 0.948),
+        (8, 0.567, 0.873, 0.781, 0.891, 0.823, 0.945),
+    ]
+]
+
+
+# ------------------------------------------------------------------------------------ runbook table 6.4
+
+
+def test_stage1_rule_on_table_6_4_does_not_fire_because_attention_improved_2_24_percent_at_epoch_6():
+    # The runbook (6.5) says the rule "happens at epoch 5-6, so we stop after epoch 6". Its own numbers
+    # disagree with the rule as written (all three conditions, 2 consecutive epochs, relative improvement):
+    #   epoch 5 vs 4: feature (0.791-0.714)/0.791 = 9.73%  (>= 2%)  attention (0.438-0.401)/0.438 = 8.45% (>= 2%)
+    #                 probe +0.30 points (>= 0.2)                                        -> 0 of 3 hold
+    #   epoch 6 vs 5: feature (0.714-0.701)/0.714 = 1.82%  (< 2%)   attention (0.401-0.392)/0.401 = 2.24% (>= 2%)
+    #                 probe +0.00 points (< 0.2)                                         -> 2 of 3 hold, not all
+    # So the literal rule never stops within these 6 epochs; "stop after epoch 6" matches the 6-epoch budget of
+    # runbook 6.3 (the table ends there), not the rule. We assert what the rule really gives, not the prose.
+    rule = Stage1StopRule()
+    assert rule.first_stop(TABLE_6_4) is None
+    at_6 = rule.decide(TABLE_6_4)
+    assert (at_6.stop, at_6.epoch) == (False, 6)
+    assert at_6.conditions == {"loss_feature": True, "loss_attention": False, "probe_val_accuracy": True}
+    assert "loss_attention improved 2.24% (>= 2.00%)" in at_6.reason
+    assert "loss_feature improved 1.82% (< 2.00%)" in at_6.reason
+
+
+def test_stage1_on_table_6_4_even_a_single_epoch_reading_of_the_rule_does_not_fire():
+    # Reading "2 consecutive epochs" as the one comparison epoch 5 -> 6 (patience=1) still fails on attention.
+    assert Stage1StopRule(patience=1).first_stop(TABLE_6_4) is None
+
+
+def test_stage1_does_not_stop_after_epoch_5_of_table_6_4():
+    decision = Stage1StopRule().decide(TABLE_6_4[:5])
+    assert (decision.stop, decision.epoch) == (False, 5)
+    assert decision.conditions == {"loss_feature": False, "loss_attention": False, "probe_val_accuracy": False}
+
+
+def test_stage1_on_table_6_4_would_stop_at_epoch_6_only_if_the_attention_threshold_were_looser():
+    # Shows the single blocking condition: with a 2.5% attention threshold and one-epoch patience, epoch 6 stops.
+    decision = Stage1StopRule(min_attention_improvement=0.025, patience=1).first_stop(TABLE_6_4)
+    assert decision is not None and decision.epoch == 6
+
+
+# ------------------------------------------------------------------------------------ runbook table 6.7
+
+
+def test_select_deployment_epoch_on_table_6_7_is_epoch_5():
+    choice = select_deployment_epoch(TABLE_6_7)
+    assert choice == DeploymentChoice(epoch=5, value=0.893, reason=choice.reason)
+    assert "epoch 5 is the first to reach the best val_accuracy 0.8930 at epoch(s) 5, 6" in choice.reason
+
+
+def test_stage2_rule_on_table_6_7_stops_after_epoch_7():
+    # Runbook 10.2, >= 2 of 3 for 2 consecutive epochs; each epoch against the previous one:
+    #   epoch | val acc gain (< 0.15 pt) | rare recall gain (< 0.25 pt) | KD loss rel. improvement (< 1%) | held
+    #     2   | +1.30 no                 | +2.50 no                     | (1.404-1.115)/1.404 = 20.58% no  | 0/3
+    #     3   | +0.70 no                 | +1.20 no                     | (1.115-0.982)/1.115 = 11.93% no  | 0/3
+    #     4   | +0.40 no                 | +1.10 no                     | (0.982-0.914)/0.982 =  6.92% no  | 0/3
+    #     5   | +0.10 YES                | +0.40 no                     | (0.914-0.878)/0.914 =  3.94% no  | 1/3
+    #     6   | +0.00 YES                | +0.20 YES                    | (0.878-0.871)/0.878 =  0.80% YES | 3/3
+    #     7   | -0.10 YES                | -0.10 YES                    | (0.871-0.870)/0.871 =  0.11% YES | 3/3
+    #     8   | -0.10 YES                | -0.40 YES                    | (0.870-0.873)/0.870 = -0.34% YES | 3/3
+    # The rule first holds on epoch 6, so the 2-consecutive-epoch stop comes after epoch 7 (epochs 6 and 7).
+    # That is consistent with runbook 6.8: training ends at 7, and the deployment candidate is epoch 5.
+    rule = Stage2StopRule()
+    expected = {
+        1: (False, False, False),
+        2: (False, False, False),
+        3: (False, False, False),
+        4: (False, False, False),
+        5: (True, False, False),
+        6: (True, True, True),
+        7: (True, True, True),
+        8: (True, True, True),
+    }
+    for end in range(1, 9):
+        decision = rule.decide(TABLE_6_7[:end])
+        assert decision.epoch == end
+        assert tuple(decision.conditions.values()) == expected[end], end
+        assert list(decision.conditions) == ["val_accuracy", "rare_class_recall", "loss_kd"]
+        assert decision.stop is (end >= 7), end
+
+    first = rule.first_stop(TABLE_6_7)
+    assert first is not None and first.epoch == 7
+    assert "rule held for 2 consecutive epochs (6, 7)" in first.reason
+    assert "loss_kd improved 0.11% (< 1.00%)" in first.reason
+
+
+def test_stage2_after_epoch_6_of_table_6_7_reports_patience_not_yet_met():
+    decision = Stage2StopRule().decide(TABLE_6_7[:6])
+    assert not decision.stop
+    assert "1 of 2 consecutive epochs so far" in decision.reason
+
+
+# ------------------------------------------------------------------------------------- truth tables
+
+
+def _s1(epoch, feature, attention, probe):
+    return {"epoch": epoch, "loss_feature": feature, "loss_attention": attention, "probe_val_accuracy": probe}
+
+
+def _s1_step(epoch, prev, feature_flat, attention_flat, probe_flat):
+    """Next Stage 1 record after `prev`: each flag picks a plateau (condition holds) or a real improvement."""
+    return _s1(
+        epoch,
+        prev["loss_feature"] * (0.99 if feature_flat else 0.90),  # 1% vs 10% relative improvement
+        prev["loss_attention"] * (0.99 if attention_flat else 0.90),
+        prev["probe_val_accuracy"] + (0.001 if probe_flat else 0.01),  # 0.1 vs 1.0 points
+    )
+
+
+@pytest.mark.parametrize("flags", list(itertools.product([False, True], repeat=3)))
+def test_stage1_truth_table_needs_all_three_conditions(flags):
+    start = _s1(1, 1.0, 1.0, 0.80)
+    history = [start, _s1_step(2, start, *flags)]
+    decision = Stage1StopRule(patience=1).decide(history)
+    assert tuple(decision.conditions.values()) == flags
+    assert decision.stop is all(flags)
+
+
+@pytest.mark.parametrize("flags", list(itertools.product([False, True], repeat=3)))
+def test_stage2_truth_table_needs_two_of_three(flags):
+    start = {"epoch": 1, "val_accuracy": 0.80, "rare_class_recall": 0.70, "loss_kd": 1.0}
+    acc_flat, rare_flat, kd_flat = flags
+    nxt = {
+        "epoch": 2,
+        "val_accuracy": 0.80 + (0.001 if acc_flat else 0.005),
+        "rare_class_recall": 0.70 + (0.001 if rare_flat else 0.005),
+        "loss_kd": 0.995 if kd_flat else 0.95,
+    }
+    for required in (1, 2, 3):
+        decision = Stage2StopRule(patience=1, required=required).decide([start, nxt])
+        assert tuple(decision.conditions.values()) == flags
+        assert decision.stop is (sum(flags) >= required), required
+
+
+def _stage1_history(pattern):
+    """History whose transitions follow `pattern` (True = all conditions hold on that epoch)."""
+    history = [_s1(1, 1.0, 1.0, 0.80)]
+    for i, flat in enumerate(pattern, start=2):
+        history.append(_s1_step(i, history[-1], flat, flat, flat))
+    return history
+
+
+@pytest.mark.parametrize(
+    ("pattern", "stops"),
+    [
+        ((True,), False),  # held once: patience 2 not met
+        ((False, True), False),  # held only on the latest epoch
+        ((True, True), True),  # held on epochs 2 and 3
+        ((True, False, True), False),  # a gap resets the count
+        ((True, False, True, True), True),  # ... and it builds up again
+        ((True, True, False), False),  # decide judges the latest epoch, not whether it ever stopped
+    ],
+)
+def test_stage1_patience_counts_consecutive_epochs_and_resets_on_a_gap(pattern, stops):
+    assert Stage1StopRule().decide(_stage1_history(pattern)).stop is stops
+
+
+def test_first_stop_returns_the_first_stopping_epoch_and_its_reason():
+    history = _stage1_history((False, True, True, True, False))
+    decision = Stage1StopRule().first_stop(history)
+    assert isinstance(decision, StopDecision)
+    assert (decision.stop, decision.epoch) == (True, 4)
+    assert "rule held for 2 consecutive epochs (3, 4)" in decision.reason
+    assert decision.reason.startswith("stage 1: stop after epoch 4: loss_feature improved 1.00% (< 2.00%)")
+
+
+def test_stage2_gap_resets_patience():
+    base = {"val_accuracy": 0.80, "rare_class_recall": 0.70, "loss_kd": 1.0}
+    flat = {"val_accuracy": 0.0, "rare_class_recall": 0.0, "loss_kd": 0.0}
+    moving = {"val_accuracy": 0.01, "rare_class_recall": 0.01, "loss_kd": 0.0}  # kd flat, accuracies move: 1 of 3
+    history = [{"epoch": 1, **base}]
+    for epoch, step in enumerate([flat, moving, flat], start=2):
+        prev = history[-1]
+        history.append({"epoch": epoch, **{k: prev[k] + step[k] for k in base}})
+    rule = Stage2StopRule()
+    assert [rule.decide(history[:n]).stop for n in range(1, 5)] == [False, False, False, False]
+    assert rule.first_stop(history) is None
+
+
+def test_thresholds_are_strict_and_decimal_boundaries_do_not_flip_on_float_rounding():
+    # Exactly 2% relative loss improvement and exactly 0.2 points probe gain are not "< threshold".
+    # In floats 0.813 - 0.811 = 0.00199999..., which a bare `<` would count as below 0.002.
+    assert 0.813 - 0.811 < 0.002
+    at_boundary = [_s1(1, 1.0, 1.0, 0.811), _s1(2, 0.98, 0.98, 0.813)]
+    assert Stage1StopRule(patience=1).decide(at_boundary).conditions == {
+        "loss_feature": False,
+        "loss_attention": False,
+        "probe_val_accuracy": False,
+    }
+    just_below = [_s1(1, 1.0, 1.0, 0.832), _s1(2, 0.981, 0.981, 0.8339)]
+    assert Stage1StopRule(patience=1).decide(just_below).stop
+
+
+def test_first_epoch_never_stops_even_with_the_loosest_rule():
+    loosest = Stage2StopRule(
+        min_accuracy_gain=1.0, min_rare_recall_gain=1.0, min_kd_improvement=1.0, required=1, patience=1
+    )
+    decision = loosest.decide([TABLE_6_7[0]])
+    assert (decision.stop, decision.epoch) == (False, 1)
+    assert decision.conditions == {"val_accuracy": False, "rare_class_recall": False, "loss_kd": False}
+    assert "no previous epoch" in decision.reason
+    assert loosest.first_stop(TABLE_6_7).epoch == 2
+
+
+def test_rules_keep_no_state_and_are_frozen():
+    rule = Stage2StopRule()
+    assert rule.decide(TABLE_6_7) == rule.decide(TABLE_6_7)
+    assert rule.decide(TABLE_6_7[:6]).stop is False  # an earlier stop does not stick
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rule.patience = 5
+
+
+def test_key_names_are_configurable():
+    renamed = [
+        {"epoch": r["epoch"], "feat": r["loss_feature"], "attn": r["loss_attention"], "probe": r["probe_val_accuracy"]}
+        for r in TABLE_6_4
+    ]
+    rule = Stage1StopRule(feature_loss_key="feat", attention_loss_key="attn", probe_accuracy_key="probe")
+    assert rule.decide(renamed).conditions == {"feat": True, "attn": False, "probe": True}
+
+
+# ------------------------------------------------------------------------------------------- errors
+
+
+def test_missing_metric_names_the_key_and_the_epoch():
+    history = [dict(r) for r in TABLE_6_7[:4]]
+    del history[2]["loss_kd"]
+    with pytest.raises(KeyError, match=r"epoch 3 has no metric 'loss_kd'"):
+        Stage2StopRule().decide(history)
+    with pytest.raises(KeyError, match=r"epoch 3 has no metric 'loss_kd'"):
+        Stage2StopRule().first_stop(history)  # validates the whole table, not only the replayed prefix
+
+
+def test_missing_epoch_key_is_reported():
+    with pytest.raises(KeyError, match=r"record #1 .* no 'epoch' key"):
+        Stage1StopRule().decide([TABLE_6_4[0], {k: v for k, v in TABLE_6_4[1].items() if k != "epoch"}])
+
+
+@pytest.mark.parametrize(
+    ("history", "message"),
+    [
+        ([], "history is empty"),
+        ([TABLE_6_4[1], TABLE_6_4[0]], "strictly increasing"),
+        ([TABLE_6_4[0], {**TABLE_6_4[1], "loss_feature": float("nan")}], "epoch 2: metric 'loss_feature' is nan"),
+        ([{**TABLE_6_4[0], "epoch": 1.5}], "whole number"),
+    ],
+)
+def test_bad_histories_raise_value_error(history, message):
+    with pytest.raises(ValueError, match=message):
+        Stage1StopRule().decide(history)
+
+
+def test_first_stop_on_an_empty_history_is_none():
+    assert Stage1StopRule().first_stop([]) is None
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "field"),
+    [
+        (Stage1StopRule, {"min_feature_improvement": -0.01}, "min_feature_improvement"),
+        (Stage1StopRule, {"min_attention_improvement": float("nan")}, "min_attention_improvement"),
+        (Stage1StopRule, {"min_probe_gain": float("inf")}, "min_probe_gain"),
+        (Stage1StopRule, {"patience": 0}, "patience"),
+        (Stage1StopRule, {"patience": 1.5}, "patience"),
+        (Stage1StopRule, {"feature_loss_key": ""}, "feature_loss_key"),
+        (Stage1StopRule, {"probe_accuracy_key": "epoch"}, "probe_accuracy_key"),
+        (Stage1StopRule, {"attention_loss_key": "loss_feature"}, "distinct"),
+        (Stage2StopRule, {"min_accuracy_gain": -1.0}, "min_accuracy_gain"),
+        (Stage2StopRule, {"min_rare_recall_gain": "0.1"}, "min_rare_recall_gain"),
+        (Stage2StopRule, {"min_kd_improvement": -0.5}, "min_kd_improvement"),
+        (Stage2StopRule, {"required": 0}, "required"),
+        (Stage2StopRule, {"required": 4}, "required"),
+        (Stage2StopRule, {"patience": -1}, "patience"),
+        (Stage2StopRule, {"kd_loss_key": None}, "kd_loss_key"),
+    ],
+)
+def test_rule_parameters_are_validated(cls, kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        cls(**kwargs)
+
+
+# --------------------------------------------------------------------------------- deployment epoch
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "epoch", "value"),
+    [
+        (0.0, 5, 0.893),
+        (0.0005, 5, 0.893),  # 0.892 is 0.1 points below the best: outside
+        (0.001, 4, 0.892),  # exactly 0.1 points below the best counts as within
+        (0.03, 1, 0.868),
+    ],
+)
+def test_select_deployment_epoch_tolerance_prefers_earlier_near_best_epochs(tolerance, epoch, value):
+    choice = select_deployment_epoch(TABLE_6_7, tolerance=tolerance)
+    assert (choice.epoch, choice.value) == (epoch, value)
+    if epoch != 5:
+        assert f"first within tolerance {tolerance:g} of the best val_accuracy 0.8930" in choice.reason
+
+
+def test_select_deployment_epoch_on_another_metric():
+    choice = select_deployment_epoch(TABLE_6_7, metric="rare_class_recall")
+    assert (choice.epoch, choice.value) == (6, 0.828)
+
+
+def test_select_deployment_epoch_errors():
+    with pytest.raises(KeyError, match=r"epoch 1 has no metric 'macro_f1'"):
+        select_deployment_epoch(TABLE_6_7, metric="macro_f1")
+    with pytest.raises(ValueError, match="tolerance"):
+        select_deployment_epoch(TABLE_6_7, tolerance=-0.001)
+    with pytest.raises(ValueError, match="history is empty"):
+        select_deployment_epoch([])
