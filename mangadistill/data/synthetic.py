@@ -337,7 +337,7 @@ ORDER_STATUS_TEMPLATES: tuple[str, ...] = (
     "my {series} box set order hasn't moved since {date}",
     "change the shipping method on order {order} to express please",
     "I ordered {title} {days} days ago, where is it?",
-    "it's been {days} days and my [books|order|package] haven't arrived",
+    "it's been {days} days and my [books haven't|order hasn't|package hasn't] arrived",
     "my order number is {order}, any update?",
     "the tracking link for {order} doesn't work",
     "my order {order} was supposed to ship express to {country}, where is it?",
@@ -1333,15 +1333,14 @@ class _SlotFiller:
         """Sample one consistent set of slot values (title, its author, a valid volume, ...)."""
         entry = rng.choice(self._catalog)
         other = rng.choice(self._catalog)
-        # A box set is asked about by its series name ("One Piece vol 12"), never "Box Set 1 vol 12".
-        title = _series_name(entry.title, rng) if "Box Set" in entry.title else _spoken_title(entry.title, rng)
+        title = _customer_title(entry.title, rng)
         vol = rng.randint(1, entry.volumes)
         vol2 = rng.randint(1, entry.volumes)
         if vol2 == vol:
             vol2 = vol - 1 if vol > 1 else vol + 1
         return {
             "title": title,
-            "title2": _spoken_title(other.title, rng),
+            "title2": _customer_title(other.title, rng),
             "series": _series_name(entry.title, rng),
             "author": entry.author,
             "publisher": entry.publisher,
@@ -1374,6 +1373,13 @@ def _spoken_title(title: str, rng: random.Random) -> str:
     if ":" in short and rng.random() < 0.6:
         short = short.split(":", 1)[0]
     return short.lower() if rng.random() < 0.3 else short
+
+
+def _customer_title(title: str, rng: random.Random) -> str:
+    """How a customer names a catalog entry: box sets always, other editions often, by the series name."""
+    if "Box Set" in title or (_EDITION_SUFFIX.search(title) and rng.random() < 0.5):
+        return _series_name(title, rng)
+    return _spoken_title(title, rng)
 
 
 def _series_name(title: str, rng: random.Random) -> str:
