@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 from typing import Any, ClassVar
 
@@ -13,6 +12,7 @@ from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 
 from mangadistill.data.dataset import SPLITS, IntentDataset
+from materializers._files import read_json, write_json
 
 _PARTS = (*SPLITS, "quarantine")
 
@@ -33,12 +33,10 @@ class IntentDatasetMaterializer(BaseMaterializer):
             "refusal_label": data.refusal_label,
             "report": data.report,
         }
-        with fileio.open(os.path.join(self.uri, "dataset.json"), "w") as handle:
-            json.dump(header, handle, indent=2)
+        write_json(self.uri, "dataset.json", header)
 
     def load(self, data_type: type[Any]) -> IntentDataset:
-        with fileio.open(os.path.join(self.uri, "dataset.json"), "r") as handle:
-            header = json.load(handle)
+        header = read_json(self.uri, "dataset.json")
         frames = {}
         for part in _PARTS:
             with fileio.open(os.path.join(self.uri, f"{part}.jsonl"), "r") as handle:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 from typing import Any, ClassVar
 
@@ -13,6 +12,7 @@ from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 
 from mangadistill.teacher.labeling import SplitLabels, TeacherLabels
+from materializers._files import read_json, write_json
 
 
 class TeacherLabelsMaterializer(BaseMaterializer):
@@ -33,12 +33,10 @@ class TeacherLabelsMaterializer(BaseMaterializer):
             "splits": list(data.splits),
             "summary": data.summary,
         }
-        with fileio.open(os.path.join(self.uri, "teacher_labels.json"), "w") as handle:
-            json.dump(header, handle, indent=2)
+        write_json(self.uri, "teacher_labels.json", header)
 
     def load(self, data_type: type[Any]) -> TeacherLabels:
-        with fileio.open(os.path.join(self.uri, "teacher_labels.json"), "r") as handle:
-            header = json.load(handle)
+        header = read_json(self.uri, "teacher_labels.json")
         result = TeacherLabels(tuple(header["labels"]), header["low_confidence_threshold"], summary=header["summary"])
         for split in header["splits"]:
             with fileio.open(os.path.join(self.uri, f"{split}.npz"), "rb") as handle:
@@ -50,7 +48,4 @@ class TeacherLabelsMaterializer(BaseMaterializer):
         return {k: v for k, v in data.summary.items() if isinstance(v, (int, float)) and k != "event"}
 
     def save_visualizations(self, data: TeacherLabels) -> dict[str, VisualizationType]:
-        path = os.path.join(self.uri, "teacher_labels_summary.json")
-        with fileio.open(path, "w") as handle:
-            json.dump(data.summary, handle, indent=2)
-        return {path: VisualizationType.JSON}
+        return {write_json(self.uri, "teacher_labels_summary.json", data.summary): VisualizationType.JSON}
