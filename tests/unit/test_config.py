@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from mangadistill.config import DistillIntentConfig, load_config, parse_config, resolve_relative_paths
 from mangadistill.errors import ConfigError
@@ -71,7 +72,7 @@ def test_yaml_exponent_without_dot_still_means_a_number():
 
 def test_config_is_frozen():
     config = DistillIntentConfig()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         config.kd.alpha = 0.1  # type: ignore[misc]
 
 
