@@ -50,7 +50,9 @@ def _mlflow_ui(port: int) -> int:
         print(f"error: no MLflow store yet at {db}; run a pipeline first", file=sys.stderr)
         return 2
     print(f"MLflow UI on http://127.0.0.1:{port} for {uri} (Ctrl+C to stop)")
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    # one worker: a local UI needs no more, and four take a minute to start on a 2-core laptop
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1"]
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:
