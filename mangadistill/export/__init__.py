@@ -1,0 +1,1 @@
+"""Deployment formats of a trained classifier (ONNX, INT8)."""
