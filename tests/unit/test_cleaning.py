@@ -128,3 +128,10 @@ def test_source_splits_are_kept_for_clinc150():
     assert dataset.refusal_label == "oos"
     assert all(text.endswith("test") for text in dataset.gate["text"])
     assert len(dataset.train) == 12
+
+
+def test_max_rows_caps_per_label_and_counts_what_it_left_out():
+    dataset = clean_and_split(_frame(_rows(20)), _config(max_rows=30))
+    kept = len(dataset.train) + len(dataset.val) + len(dataset.gate)
+    assert kept == 30 and dataset.report["rows_left_out_by_max_rows"] == 30
+    assert set(dataset.label_counts()["train"]) == {8}  # 10 per label kept, 1 val + 1 gate each
