@@ -9,7 +9,7 @@ from transformers import AutoConfig
 
 from mangadistill.config import DistillIntentConfig
 from mangadistill.errors import DataError, ModelLoadError
-from mangadistill.models.encoders import resolve_model_path
+from mangadistill.models.encoders import first_line, resolve_model_path
 
 
 def check_model_reference(key: str, model: str) -> AutoConfig:
@@ -18,8 +18,7 @@ def check_model_reference(key: str, model: str) -> AutoConfig:
     try:
         return AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{key} '{model}' does not load offline ({first}); use a local model folder") from None
+        raise ModelLoadError(f"{key} '{model}' does not load offline ({first_line(exc)}); use a local model folder") from None
 
 
 def preflight(config: BaseModel) -> None:

@@ -41,7 +41,7 @@ def load_tokenizer(model_path: str) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(model_path)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"tokenizer '{model_path}' does not load offline: {_first_line(exc)}") from None
+        raise ModelLoadError(f"tokenizer '{model_path}' does not load offline: {first_line(exc)}") from None
 
 
 def load_pretrained_classifier(model: str, labels: list[str]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -58,7 +58,7 @@ def load_pretrained_classifier(model: str, labels: list[str]) -> tuple[PreTraine
         )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(
-            f"teacher.model '{model}' does not load offline: {_first_line(exc)} "
+            f"teacher.model '{model}' does not load offline: {first_line(exc)} "
             f"(use '{PACKAGED_MINILM}' or a local model folder)"
         ) from None
     return network, tokenizer
@@ -151,7 +151,7 @@ def load_model_dir(model_dir: ModelDir) -> tuple[PreTrainedModel, PreTrainedToke
     try:
         network = AutoModelForSequenceClassification.from_pretrained(model_dir.path)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"model folder '{model_dir.path}' does not load: {_first_line(exc)}") from None
+        raise ModelLoadError(f"model folder '{model_dir.path}' does not load: {first_line(exc)}") from None
     return network.eval(), load_tokenizer(model_dir.path)
 
 
@@ -161,6 +161,7 @@ def describe(model: PreTrainedModel) -> str:
     return f"{cfg.num_hidden_layers} layers x {cfg.hidden_size} hidden, {count_parameters(model) / 1e6:.1f}M params"
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception message, for one-line user errors."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

@@ -8,6 +8,8 @@ from typing import Any
 
 import mlflow.pyfunc
 
+from mangadistill.models.model_dir import MODEL_CARD
+
 MODEL_ARTIFACT = "model_dir"
 
 
@@ -34,7 +36,7 @@ class IntentClassifierPyfunc(mlflow.pyfunc.PythonModel):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = Path(context.artifacts[MODEL_ARTIFACT])
-        card = json.loads((path / "mangadistill.json").read_text(encoding="utf-8"))
+        card = json.loads((path / MODEL_CARD).read_text(encoding="utf-8"))
         self._labels = list(card["labels"])
         self._max_length = int(card["max_length"])
         self._tokenizer = AutoTokenizer.from_pretrained(path)
