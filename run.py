@@ -59,11 +59,10 @@ def _mlflow_ui(port: int) -> int:
         return 0
 
 
-def _print_summary(name: str, run, outputs: dict) -> None:
+def _print_summary(name: str, run, module) -> None:
+    """The step-status table, then whatever the pipeline module's `summary(run)` renders."""
     from rich.console import Console
     from rich.table import Table
-
-    from mangadistill.evaluation.report import comparison_table
 
     console = Console()
     steps = Table(title=f"{name} run {run.name}", show_header=True)
@@ -72,20 +71,8 @@ def _print_summary(name: str, run, outputs: dict) -> None:
     for step_name, step_run in run.steps.items():
         steps.add_row(step_name, str(step_run.status.value))
     console.print(steps)
-    evaluation = outputs["evaluation"]
-    table = Table(title=f"Gate set ({evaluation['teacher']['rows']:.0f} rows): teacher vs distilled student")
-    for column in ("Metric", "Teacher", "Student", "Delta"):
-        table.add_column(column, justify="left" if column == "Metric" else "right")
-    for row in comparison_table(evaluation["teacher"], evaluation["student"]):
-        table.add_row(*row)
-    console.print(table)
-    registered = outputs["registered_model"]
-    console.print(
-        f"student keeps {100 * evaluation['retention']:.1f}% of the teacher's gate accuracy "
-        f"({100 * evaluation['student']['accuracy']:.1f}% vs {100 * evaluation['teacher']['accuracy']:.1f}%)"
-    )
-    how = "reused" if registered["reused"] else "registered"
-    console.print(f"{how} {registered['uri']}  (MLflow run {registered['run_id']})")
+    for renderable in module.summary(run):
+        console.print(renderable)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the step's traceback is already in ZenML's log above
         print(f"error: pipeline {args.pipeline} failed: {exc}", file=sys.stderr)
         return 1
-    _print_summary(args.pipeline, run, module.run_outputs(run))
+    _print_summary(args.pipeline, run, module)
     return 0
 
 

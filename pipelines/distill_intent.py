@@ -38,3 +38,25 @@ def run_outputs(run: Any) -> dict[str, Any]:
         "evaluation": run.steps["evaluate_models"].outputs["evaluation"][0].load(),
         "registered_model": run.steps["register_student"].outputs["registered_model"][0].load(),
     }
+
+
+def summary(run: Any) -> list[Any]:
+    """What `run.py` prints at the end of a run: the teacher-vs-student table and the registered version."""
+    from rich.table import Table
+
+    from mangadistill.evaluation.report import comparison_table
+
+    outputs = run_outputs(run)
+    evaluation, registered = outputs["evaluation"], outputs["registered_model"]
+    table = Table(title=f"Gate set ({evaluation['teacher']['rows']:.0f} rows): teacher vs distilled student")
+    for column in ("Metric", "Teacher", "Student", "Delta"):
+        table.add_column(column, justify="left" if column == "Metric" else "right")
+    for row in comparison_table(evaluation["teacher"], evaluation["student"]):
+        table.add_row(*row)
+    how = "reused" if registered["reused"] else "registered"
+    return [
+        table,
+        (f"student keeps {100 * evaluation['retention']:.1f}% of the teacher's gate accuracy "
+         f"({100 * evaluation['student']['accuracy']:.1f}% vs {100 * evaluation['teacher']['accuracy']:.1f}%)"),
+        f"{how} {registered['uri']}  (MLflow run {registered['run_id']})",
+    ]
