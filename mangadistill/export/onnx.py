@@ -1,9 +1,12 @@
 """ONNX export and INT8 quantization of a saved classifier, and a torch-free ONNX predictor (runbook 13.3).
 
+An *ONNX bundle* is one folder: the fp32 graph (``model.onnx``), its INT8 variants
+(``model_int8_dynamic.onnx``, ``model_int8_static.onnx``), the tokenizer files and the
+``mangadistill.json`` card, whose ``variants`` maps a variant name to its file and whose ``model_file``
+names the variant served by default. `serving_copy` cuts a bundle down to one variant for deployment.
+
 Export and quantization use optimum (`ORTModelForSequenceClassification(export=True)`, `ORTQuantizer`);
 `OnnxClassifier` needs only onnxruntime, numpy and `tokenizers`, so a serving process never imports torch.
-Each variant is a folder like a `ModelDir`: model file, tokenizer files and the `mangadistill.json` card
-(with ``format`` and ``model_file`` added).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +24,14 @@ import numpy as np
 from mangadistill.models.model_dir import MODEL_CARD, ModelDir
 
 QuantizationTarget = Literal["arm64", "avx2", "avx512", "avx512_vnni"]
+Variant = Literal["onnx_fp32", "onnx_int8_dynamic", "onnx_int8_static"]
+VARIANT_FILES: dict[str, str] = {
+    "onnx_fp32": "model.onnx",
+    "onnx_int8_dynamic": "model_int8_dynamic.onnx",
+    "onnx_int8_static": "model_int8_static.onnx",
+}
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+_BUNDLE_FILES = (*_TOKENIZER_FILES, "config.json", MODEL_CARD)
 
 
 def detect_quantization_target(cpuinfo: str | None = None) -> QuantizationTarget:
@@ -39,74 +51,168 @@ def detect_quantization_target(cpuinfo: str | None = None) -> QuantizationTarget
     return "avx2"
 
 
-def _write_card(source: ModelDir, target: Path, **updates: object) -> ModelDir:
-    card = {**source.card, **updates}
-    (target / MODEL_CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
-    for name in _TOKENIZER_FILES:
-        if (Path(source.path) / name).exists() and not (target / name).exists():
-            shutil.copy2(Path(source.path) / name, target / name)
-    return ModelDir(str(target))
+def _quantization_config(target: QuantizationTarget, *, is_static: bool, operators: Sequence[str] | None):
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    preset = getattr(AutoQuantizationConfig, target)
+    return preset(is_static=is_static, per_channel=False, operators_to_quantize=list(operators) if operators else None)
 
 
-def export_onnx(model_dir: ModelDir, out_dir: str | Path) -> ModelDir:
-    """Export a PyTorch classifier folder to ``out_dir/model.onnx`` (fp32) with optimum."""
+def _update_card(bundle: Path, **updates: object) -> None:
+    card_path = bundle / MODEL_CARD
+    card = {**json.loads(card_path.read_text(encoding="utf-8")), **updates}
+    card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
+
+
+def _graph_inputs(path: Path) -> set[str]:
+    import onnxruntime
+
+    return {i.name for i in onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()}
+
+
+def _add_variant(bundle: ModelDir, variant: str, produced: Path, **card_updates: object) -> ModelDir:
+    shutil.move(str(produced), Path(bundle.path) / VARIANT_FILES[variant])
+    variants = {**bundle.card.get("variants", {}), variant: VARIANT_FILES[variant]}
+    _update_card(Path(bundle.path), variants=variants, **card_updates)
+    return bundle
+
+
+def export_onnx(model_dir: ModelDir, out_dir: str | Path, *, ephemeral: bool = False) -> ModelDir:
+    """Export a PyTorch classifier folder to an ONNX bundle at `out_dir` holding the fp32 graph."""
     from optimum.onnxruntime import ORTModelForSequenceClassification
 
     out_dir = Path(out_dir)
     model = ORTModelForSequenceClassification.from_pretrained(model_dir.path, export=True)
     model.save_pretrained(out_dir)
-    return _write_card(model_dir, out_dir, format="onnx_fp32", model_file="model.onnx")
+    for name in _TOKENIZER_FILES:
+        source = Path(model_dir.path) / name
+        if source.exists() and not (out_dir / name).exists():
+            shutil.copy2(source, out_dir / name)
+    card = {**model_dir.card, "format": "onnx", "model_file": VARIANT_FILES["onnx_fp32"],
+            "variants": {"onnx_fp32": VARIANT_FILES["onnx_fp32"]}}
+    (out_dir / MODEL_CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
+    return ModelDir(str(out_dir), ephemeral=ephemeral)
 
 
-def quantize_dynamic_int8(onnx_dir: ModelDir, out_dir: str | Path, target: QuantizationTarget | None = None) -> ModelDir:
-    """Dynamic INT8 quantization (weights INT8, activations quantized at run time) for this CPU."""
+def quantize_dynamic_int8(bundle: ModelDir, target: QuantizationTarget | None = None,
+                          operators: Sequence[str] | None = None) -> ModelDir:
+    """Add ``onnx_int8_dynamic``: INT8 weights, activations quantized at run time (no calibration)."""
     from optimum.onnxruntime import ORTQuantizer
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
     target = target or detect_quantization_target()
-    presets = {
-        "arm64": AutoQuantizationConfig.arm64,
-        "avx2": AutoQuantizationConfig.avx2,
-        "avx512": AutoQuantizationConfig.avx512,
-        "avx512_vnni": AutoQuantizationConfig.avx512_vnni,
+    config = _quantization_config(target, is_static=False, operators=operators)
+    with tempfile.TemporaryDirectory(prefix="quantize-") as scratch:
+        quantizer = ORTQuantizer.from_pretrained(bundle.path, file_name=VARIANT_FILES["onnx_fp32"])
+        quantizer.quantize(save_dir=scratch, quantization_config=config, file_suffix="int8")
+        return _add_variant(bundle, "onnx_int8_dynamic", Path(scratch) / "model_int8.onnx", quantization_target=target)
+
+
+def quantize_static_int8(
+    bundle: ModelDir,
+    calibration_texts: Sequence[str],
+    target: QuantizationTarget | None = None,
+    operators: Sequence[str] | None = ("MatMul", "Gather"),
+    percentile: float | None = 99.999,
+) -> ModelDir:
+    """Add ``onnx_int8_static``: INT8 weights and activations, ranges calibrated on `calibration_texts`.
+
+    Calibration uses percentile ranges (``percentile``) or min/max (``None``) over the activations of the
+    calibration rows, tokenised exactly as served.
+    """
+    from datasets import Dataset
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoCalibrationConfig
+
+    if not calibration_texts:
+        raise ValueError("static quantization needs calibration texts (export.calibration_rows > 0)")
+    target = target or detect_quantization_target()
+    config = _quantization_config(target, is_static=True, operators=operators)
+    # The histogram calibrators stack activations, so every row is padded to the longest calibration row.
+    tokenizer = _load_tokenizer(Path(bundle.path), int(bundle.card["max_length"]))
+    encodings = tokenizer.encode_batch(list(calibration_texts))
+    columns = {
+        "input_ids": [e.ids for e in encodings],
+        "attention_mask": [e.attention_mask for e in encodings],
+        "token_type_ids": [e.type_ids for e in encodings],
     }
-    config = presets[target](is_static=False, per_channel=False)
+    inputs = _graph_inputs(Path(bundle.path) / VARIANT_FILES["onnx_fp32"])
+    dataset = Dataset.from_dict({name: values for name, values in columns.items() if name in inputs})
+    calibration = (AutoCalibrationConfig.minmax(dataset) if percentile is None
+                   else AutoCalibrationConfig.percentiles(dataset, percentile=percentile))
+    with tempfile.TemporaryDirectory(prefix="quantize-") as scratch:
+        quantizer = ORTQuantizer.from_pretrained(bundle.path, file_name=VARIANT_FILES["onnx_fp32"])
+        ranges = quantizer.fit(dataset, calibration, onnx_augmented_model_name=Path(scratch) / "augmented.onnx",
+                               operators_to_quantize=config.operators_to_quantize)
+        quantizer.quantize(save_dir=scratch, quantization_config=config, calibration_tensors_range=ranges,
+                           file_suffix="int8")
+        return _add_variant(bundle, "onnx_int8_static", Path(scratch) / "model_int8.onnx", quantization_target=target,
+                            calibration_rows=len(calibration_texts))
+
+
+def serving_copy(bundle: ModelDir, variant: str, out_dir: str | Path) -> ModelDir:
+    """A folder with only `variant`'s graph, the tokenizer and the card: what a deployment ships."""
+    variants = bundle.card.get("variants", {})
+    if variant not in variants:
+        raise ValueError(f"variant '{variant}' is not in the bundle (has: {', '.join(sorted(variants))})")
     out_dir = Path(out_dir)
-    quantizer = ORTQuantizer.from_pretrained(onnx_dir.path, file_name=onnx_dir.card.get("model_file", "model.onnx"))
-    quantizer.quantize(save_dir=out_dir, quantization_config=config)
-    return _write_card(onnx_dir, out_dir, format="onnx_int8_dynamic", model_file="model_quantized.onnx",
-                       quantization_target=target)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (*_BUNDLE_FILES, variants[variant]):
+        if (Path(bundle.path) / name).exists():
+            shutil.copy2(Path(bundle.path) / name, out_dir / name)
+    _update_card(out_dir, model_file=variants[variant], variants={variant: variants[variant]}, served_variant=variant)
+    return ModelDir(str(out_dir))
+
+
+def _load_tokenizer(folder: Path, max_length: int):
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length)
+    tokenizer.enable_padding()
+    return tokenizer
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (n, C) logits, numerically stable."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 class OnnxClassifier:
-    """Tokenise with `tokenizers`, run the ONNX graph with onnxruntime; no torch involved."""
+    """Tokenise with `tokenizers`, run one ONNX graph of a bundle with onnxruntime; no torch involved."""
 
-    def __init__(self, model_dir: str | Path, num_threads: int | None = None) -> None:
+    def __init__(self, model_dir: str | Path, variant: str | None = None, num_threads: int | None = None) -> None:
         import onnxruntime
-        from tokenizers import Tokenizer
 
         folder = Path(model_dir)
         card = json.loads((folder / MODEL_CARD).read_text(encoding="utf-8"))
         self.labels: list[str] = list(card["labels"])
+        self.variant = variant or card.get("served_variant") or "onnx_fp32"
+        model_file = card.get("variants", {}).get(variant) if variant else card["model_file"]
+        if model_file is None:
+            raise ValueError(f"variant '{variant}' is not in {folder} (has: {', '.join(card.get('variants', {}))})")
         options = onnxruntime.SessionOptions()
         if num_threads is not None:
             options.intra_op_num_threads = num_threads
-        self.session = onnxruntime.InferenceSession(str(folder / card["model_file"]), options,
-                                                    providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(str(folder / model_file), options, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.enable_truncation(int(card["max_length"]))
-        self.tokenizer.enable_padding()
+        self.tokenizer = _load_tokenizer(folder, int(card["max_length"]))
 
-    def logits(self, texts: list[str]) -> np.ndarray:
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits of shape (len(texts), num_labels)."""
-        encodings = self.tokenizer.encode_batch(texts)
+        encodings = self.tokenizer.encode_batch(list(texts))
         feeds = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),  # (B, L)
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
             "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
         }
         return self.session.run(None, {k: v for k, v in feeds.items() if k in self.input_names})[0]
 
-    def predict(self, texts: list[str]) -> list[str]:
+    def predict(self, texts: Sequence[str]) -> list[str]:
         return [self.labels[i] for i in self.logits(texts).argmax(-1)]
+
+    def predict_with_confidence(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """Labels and the top-class softmax probability of each text."""
+        probabilities = softmax(self.logits(texts))  # (B, C)
+        return [self.labels[i] for i in probabilities.argmax(-1)], probabilities.max(-1)
