@@ -179,15 +179,21 @@ class ExportConfig(StrictModel):
     quantization_target: Literal["auto", "arm64", "avx2", "avx512", "avx512_vnni"] = Field(
         "auto", description="optimum quantization preset; auto picks the best this CPU supports."
     )
+    per_channel: bool = Field(True, description="One INT8 scale per output channel of each MatMul weight.")
+    embedding_block_size: int | None = Field(
+        32, ge=16, le=4096,
+        description="Embedding tables become 4-bit with one scale per this many values (a power of two); "
+        "null keeps them fp32.",
+    )
     static_int8: bool = Field(True, description="Also build a statically quantized INT8 variant.")
     calibration_rows: int = Field(
         256, ge=1, le=100_000, description="Training rows that calibrate static quantization ranges."
     )
     calibration_percentile: float | None = Field(
-        99.999, gt=90.0, le=100.0, description="Percentile calibration of activation ranges; null = min/max."
+        None, gt=90.0, le=100.0, description="Percentile calibration of activation ranges; null = min/max."
     )
     static_operators: tuple[str, ...] = Field(
-        ("MatMul", "Gather"), min_length=1, description="ONNX operator types quantized statically."
+        ("MatMul",), min_length=1, description="ONNX operator types quantized statically."
     )
     serve: Literal["auto", "onnx_fp32", "onnx_int8_dynamic", "onnx_int8_static"] = Field(
         "auto",
@@ -197,6 +203,13 @@ class ExportConfig(StrictModel):
     max_int8_accuracy_drop: float = Field(
         0.5, ge=0.0, le=100.0, description="Largest gate-accuracy loss (points) an INT8 variant may show to be served."
     )
+
+    @model_validator(mode="after")
+    def _block_size_is_a_power_of_two(self) -> ExportConfig:
+        size = self.embedding_block_size
+        if size is not None and size & (size - 1):
+            raise ValueError(f"embedding_block_size: {size} is not a power of two (use 16, 32, 64, ...)")
+        return self
 
 
 class CostConfig(StrictModel):

@@ -29,10 +29,11 @@ def export_student(
     target = None if config.quantization_target == "auto" else config.quantization_target
     with compute_timer():
         bundle = export_onnx(student_model, tempfile.mkdtemp(prefix="student-onnx-"), ephemeral=True)
-        quantize_dynamic_int8(bundle, target)
+        quantize_dynamic_int8(bundle, target, per_channel=config.per_channel, embedding_block_size=config.embedding_block_size)
         if config.static_int8:
             calibration = intent_dataset.texts("train")[: config.calibration_rows]
-            quantize_static_int8(bundle, calibration, target, config.static_operators, config.calibration_percentile)
+            quantize_static_int8(bundle, calibration, target, config.static_operators, config.calibration_percentile,
+                                 per_channel=config.per_channel, embedding_block_size=config.embedding_block_size)
         quality = {variant: evaluate_onnx_variant(bundle, variant, intent_dataset)[0] for variant in bundle.card["variants"]}
     fp32_accuracy = evaluation["student"]["accuracy"]
     for variant, metrics in quality.items():
@@ -40,7 +41,7 @@ def export_student(
         mlflow.log_metrics({f"gate_student_{variant}_{k}": v for k, v in metrics.items() if not math.isnan(v)})
         logger.info("%s: gate accuracy %.2f%% (%+.2f pt vs the fp32 student)", variant, 100 * metrics["accuracy"],
                     metrics["accuracy_delta_points"])
-    report = {"quantization_target": bundle.card.get("quantization_target"), "variants": quality,
+    report = {"quantization": bundle.card.get("quantization", {}), "variants": quality,
               "fp32_student_accuracy": fp32_accuracy}
     mlflow.log_dict(report, "export/export_report.json")
     log_output_metadata({f"{variant}_accuracy": m["accuracy"] for variant, m in quality.items()}, "student_onnx")

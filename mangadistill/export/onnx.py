@@ -30,6 +30,8 @@ VARIANT_FILES: dict[str, str] = {
     "onnx_int8_dynamic": "model_int8_dynamic.onnx",
     "onnx_int8_static": "model_int8_static.onnx",
 }
+#: Operators quantized dynamically; embedding Gathers are handled by `quantize_embedding_tables`.
+DYNAMIC_OPERATORS = ("MatMul", "Attention")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 _BUNDLE_FILES = (*_TOKENIZER_FILES, "config.json", MODEL_CARD)
 
@@ -51,11 +53,11 @@ def detect_quantization_target(cpuinfo: str | None = None) -> QuantizationTarget
     return "avx2"
 
 
-def _quantization_config(target: QuantizationTarget, *, is_static: bool, operators: Sequence[str] | None):
+def _quantization_config(target: QuantizationTarget, *, is_static: bool, operators: Sequence[str], per_channel: bool):
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
     preset = getattr(AutoQuantizationConfig, target)
-    return preset(is_static=is_static, per_channel=False, operators_to_quantize=list(operators) if operators else None)
+    return preset(is_static=is_static, per_channel=per_channel, operators_to_quantize=list(operators))
 
 
 def _update_card(bundle: Path, **updates: object) -> None:
@@ -70,10 +72,12 @@ def _graph_inputs(path: Path) -> set[str]:
     return {i.name for i in onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()}
 
 
-def _add_variant(bundle: ModelDir, variant: str, produced: Path, **card_updates: object) -> ModelDir:
+def _add_variant(bundle: ModelDir, variant: str, produced: Path, details: dict[str, object]) -> ModelDir:
+    """Move a produced graph into the bundle and record it (and how it was quantized) in the card."""
     shutil.move(str(produced), Path(bundle.path) / VARIANT_FILES[variant])
-    variants = {**bundle.card.get("variants", {}), variant: VARIANT_FILES[variant]}
-    _update_card(Path(bundle.path), variants=variants, **card_updates)
+    card = bundle.card
+    _update_card(Path(bundle.path), variants={**card.get("variants", {}), variant: VARIANT_FILES[variant]},
+                 quantization={**card.get("quantization", {}), variant: details})
     return bundle
 
 
@@ -94,30 +98,59 @@ def export_onnx(model_dir: ModelDir, out_dir: str | Path, *, ephemeral: bool = F
     return ModelDir(str(out_dir), ephemeral=ephemeral)
 
 
-def quantize_dynamic_int8(bundle: ModelDir, target: QuantizationTarget | None = None,
-                          operators: Sequence[str] | None = None) -> ModelDir:
-    """Add ``onnx_int8_dynamic``: INT8 weights, activations quantized at run time (no calibration)."""
+def quantize_embedding_tables(onnx_path: Path, block_size: int = 32) -> None:
+    """Rewrite every Gather over a constant table (word/position/type embeddings) in place as onnxruntime's
+    4-bit ``GatherBlockQuantized``: one scale and zero point per `block_size` values along the hidden axis.
+
+    Per-tensor INT8 embeddings lose accuracy (a few outlier rows stretch the single range); block-wise
+    4-bit keeps each row's own range at half the bytes. Uses onnxruntime's `MatMulNBitsQuantizer`.
+    """
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=False, op_types_to_quantize=("Gather",),
+                                          quant_axes=(("Gather", 1),))
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(onnx_path)), algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(onnx_path), False)
+
+
+def quantize_dynamic_int8(bundle: ModelDir, target: QuantizationTarget | None = None, *, per_channel: bool = True,
+                          embedding_block_size: int | None = 32) -> ModelDir:
+    """Add ``onnx_int8_dynamic``: INT8 MatMul weights (activations quantized at run time, no calibration).
+
+    Embedding tables become 4-bit block-wise (`quantize_embedding_tables`) unless `embedding_block_size`
+    is None, in which case they stay fp32.
+    """
     from optimum.onnxruntime import ORTQuantizer
 
     target = target or detect_quantization_target()
-    config = _quantization_config(target, is_static=False, operators=operators)
+    config = _quantization_config(target, is_static=False, operators=DYNAMIC_OPERATORS, per_channel=per_channel)
     with tempfile.TemporaryDirectory(prefix="quantize-") as scratch:
         quantizer = ORTQuantizer.from_pretrained(bundle.path, file_name=VARIANT_FILES["onnx_fp32"])
         quantizer.quantize(save_dir=scratch, quantization_config=config, file_suffix="int8")
-        return _add_variant(bundle, "onnx_int8_dynamic", Path(scratch) / "model_int8.onnx", quantization_target=target)
+        produced = Path(scratch) / "model_int8.onnx"
+        if embedding_block_size is not None:
+            quantize_embedding_tables(produced, embedding_block_size)
+        return _add_variant(bundle, "onnx_int8_dynamic", produced, {
+            "target": target, "per_channel": per_channel, "operators": list(DYNAMIC_OPERATORS),
+            "embeddings": _embedding_note(embedding_block_size)})
 
 
 def quantize_static_int8(
     bundle: ModelDir,
     calibration_texts: Sequence[str],
     target: QuantizationTarget | None = None,
-    operators: Sequence[str] | None = ("MatMul", "Gather"),
-    percentile: float | None = 99.999,
+    operators: Sequence[str] = ("MatMul",),
+    percentile: float | None = None,
+    *,
+    per_channel: bool = True,
+    embedding_block_size: int | None = 32,
 ) -> ModelDir:
     """Add ``onnx_int8_static``: INT8 weights and activations, ranges calibrated on `calibration_texts`.
 
-    Calibration uses percentile ranges (``percentile``) or min/max (``None``) over the activations of the
-    calibration rows, tokenised exactly as served.
+    Calibration uses min/max (``percentile=None``) or percentile ranges over the activations of the
+    calibration rows, tokenised exactly as served. Embedding tables as in `quantize_dynamic_int8`.
     """
     from datasets import Dataset
     from optimum.onnxruntime import ORTQuantizer
@@ -126,7 +159,7 @@ def quantize_static_int8(
     if not calibration_texts:
         raise ValueError("static quantization needs calibration texts (export.calibration_rows > 0)")
     target = target or detect_quantization_target()
-    config = _quantization_config(target, is_static=True, operators=operators)
+    config = _quantization_config(target, is_static=True, operators=operators, per_channel=per_channel)
     # The histogram calibrators stack activations, so every row is padded to the longest calibration row.
     tokenizer = _load_tokenizer(Path(bundle.path), int(bundle.card["max_length"]))
     encodings = tokenizer.encode_batch(list(calibration_texts))
@@ -145,8 +178,17 @@ def quantize_static_int8(
                                operators_to_quantize=config.operators_to_quantize)
         quantizer.quantize(save_dir=scratch, quantization_config=config, calibration_tensors_range=ranges,
                            file_suffix="int8")
-        return _add_variant(bundle, "onnx_int8_static", Path(scratch) / "model_int8.onnx", quantization_target=target,
-                            calibration_rows=len(calibration_texts))
+        produced = Path(scratch) / "model_int8.onnx"
+        if embedding_block_size is not None:
+            quantize_embedding_tables(produced, embedding_block_size)
+        return _add_variant(bundle, "onnx_int8_static", produced, {
+            "target": target, "per_channel": per_channel, "operators": list(operators),
+            "embeddings": _embedding_note(embedding_block_size), "calibration_rows": len(calibration_texts),
+            "calibration": "minmax" if percentile is None else f"percentile {percentile}"})
+
+
+def _embedding_note(block_size: int | None) -> str:
+    return "fp32" if block_size is None else f"int4 block-wise ({block_size} per block)"
 
 
 def serving_copy(bundle: ModelDir, variant: str, out_dir: str | Path) -> ModelDir:

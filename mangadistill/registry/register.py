@@ -40,7 +40,8 @@ class RegisteredVersion:
 def find_version_by_tag(client: MlflowClient, name: str, key: str, value: str) -> str | None:
     """The newest version of `name` whose tag `key` equals `value`, if any."""
     versions = client.search_model_versions(f"name = '{name}' and tag.`{key}` = '{value}'")
-    return max((v.version for v in versions), key=int, default=None)
+    newest = max((int(v.version) for v in versions), default=None)
+    return None if newest is None else str(newest)
 
 
 def register_classifier(

@@ -131,7 +131,7 @@ def test_registered_version_serves_int8_onnx_without_torch(stores, client):
     assert len(payload["a"]["intent"]) == 2 and len(payload["b"]["intent"]) == 1
     assert set(payload["a"]["intent"] + payload["b"]["intent"]) <= set(MANGA_INTENTS)
     assert all(0.0 < c <= 1.0 for c in payload["a"]["confidence"] + payload["b"]["confidence"])
-    files = {p.name for p in Path(mlflow.artifacts.download_artifacts(f"{version.source}/artifacts")).rglob("*")}
+    files = {p.name for p in Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL}/1")).rglob("*")}
     assert [name for name in files if name.endswith(".onnx")] == [VARIANT_FILES[version.tags["served_variant"]]]
     assert not [name for name in files if name.endswith((".safetensors", ".bin"))]
 

@@ -48,7 +48,9 @@ def test_bundle_card_lists_every_variant(exported):
     card = bundle.card
     assert card["format"] == "onnx" and card["model_file"] == "model.onnx"
     assert card["variants"] == VARIANT_FILES
-    assert card["quantization_target"] == detect_quantization_target() and card["calibration_rows"] == 16
+    assert card["quantization"]["onnx_int8_dynamic"]["target"] == detect_quantization_target()
+    assert card["quantization"]["onnx_int8_static"]["calibration_rows"] == 16
+    assert card["quantization"]["onnx_int8_static"]["embeddings"].startswith("int4 block-wise")
     assert all((Path(bundle.path) / name).is_file() for name in VARIANT_FILES.values())
 
 
