@@ -123,6 +123,7 @@ def training_flops(model, batches) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     model.train()
+    model.requires_grad_(True)  # a copy of the teacher the online recipe froze
     counter = FlopCounterMode(display=False)
     with counter:
         for batch in batches:

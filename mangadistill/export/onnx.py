@@ -111,7 +111,8 @@ def quantize_embedding_tables(onnx_path: Path, block_size: int = 32) -> None:
     config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=False, op_types_to_quantize=("Gather",),
                                           quant_axes=(("Gather", 1),))
     quantizer = MatMulNBitsQuantizer(onnx.load(str(onnx_path)), algo_config=config)
-    quantizer.process()
+    with np.errstate(divide="ignore", invalid="ignore"):  # all-zero blocks (the [PAD] row) get scale 0, handled
+        quantizer.process()
     quantizer.model.save_model_to_file(str(onnx_path), False)
 
 
