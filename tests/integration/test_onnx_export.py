@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
 
-from mangadistill.config import PACKAGED_MINILM
 from mangadistill.export.onnx import (
     VARIANT_FILES,
     OnnxClassifier,
@@ -21,7 +19,7 @@ from mangadistill.export.onnx import (
     serving_copy,
     softmax,
 )
-from mangadistill.models.encoders import load_tokenizer, resolve_model_path, save_model_dir
+from tests.tiny_models import tiny_classifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEXTS = ["where is my order MA-123456?", "hi", "how much is berserk deluxe vol 3", "do you ship to canada"]
@@ -30,11 +28,7 @@ TEXTS = ["where is my order MA-123456?", "hi", "how much is berserk deluxe vol 3
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("onnx")
-    tokenizer = load_tokenizer(resolve_model_path(PACKAGED_MINILM))
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2,
-                                                     num_attention_heads=4, intermediate_size=128, num_labels=3)).eval()
-    fp32 = save_model_dir(model, tokenizer, root / "torch", role="student", labels=["a", "b", "c"], max_length=32)
+    fp32, model, tokenizer = tiny_classifier(root / "torch", ["a", "b", "c"], hidden_size=64, layers=2)
     bundle = export_onnx(fp32, root / "onnx")
     quantize_dynamic_int8(bundle)
     quantize_static_int8(bundle, TEXTS * 4)

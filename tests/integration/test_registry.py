@@ -9,14 +9,11 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-import torch
 from mlflow.tracking import MlflowClient
-from transformers import BertConfig, BertForSequenceClassification
 
-from mangadistill.config import PACKAGED_MINILM
 from mangadistill.export.onnx import export_onnx, quantize_dynamic_int8, serving_copy
-from mangadistill.models.encoders import load_tokenizer, resolve_model_path, save_model_dir
 from mangadistill.registry.register import find_version_by_tag, model_format, register_classifier
+from tests.tiny_models import tiny_classifier
 
 LABELS = ["order_status", "recommendation", "out_of_scope"]
 TEXTS = ["where is my order MA-123456?", "recommend a dark fantasy manga"]
@@ -26,11 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("registry")
-    tokenizer = load_tokenizer(resolve_model_path(PACKAGED_MINILM))
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
-                                                     num_attention_heads=2, intermediate_size=64, num_labels=3)).eval()
-    pytorch = save_model_dir(model, tokenizer, root / "torch", role="teacher", labels=LABELS, max_length=32)
+    pytorch, _, _ = tiny_classifier(root / "torch", LABELS, role="teacher")
     bundle = export_onnx(pytorch, root / "bundle")
     quantize_dynamic_int8(bundle)
     return pytorch, serving_copy(bundle, "onnx_int8_dynamic", root / "served")
