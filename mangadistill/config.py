@@ -164,7 +164,9 @@ class EvaluationConfig(StrictModel):
     latency_queries: int = Field(200, ge=5, le=100_000, description="Timed single-query predictions per variant.")
     latency_warmup: int = Field(20, ge=0, le=10_000, description="Untimed warm-up predictions per variant.")
     num_threads: int | None = Field(
-        None, ge=1, le=256, description="torch and onnxruntime threads while timing. Default: torch's default."
+        None, ge=1, le=256,
+        description="torch and onnxruntime threads per query while timing (1 = one thread per request, as a "
+        "serverless function or a multi-worker server runs). Default: torch's default (all cores).",
     )
     throughput_batch_size: int = Field(32, ge=1, le=4096, description="Queries per batch for batch throughput.")
     throughput_batches: int = Field(10, ge=1, le=10_000, description="Timed batches for batch throughput.")

@@ -6,6 +6,7 @@ same query list, so variants timed one after another in one process see identica
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -20,15 +21,37 @@ def time_single_queries(
     predict_one: Callable[[str], object], queries: Sequence[str], n_timed: int, n_warmup: int
 ) -> np.ndarray:
     """Milliseconds of `n_timed` single-query calls (after `n_warmup` untimed ones), shape (n_timed,)."""
+    return time_interleaved({"model": predict_one}, queries, n_timed, n_warmup)["model"]
+
+
+def time_interleaved(
+    predictors: dict[str, Callable[[str], object]], queries: Sequence[str], n_timed: int, n_warmup: int
+) -> dict[str, np.ndarray]:
+    """Milliseconds per single-query call of several predictors, timed round-robin on the same queries.
+
+    Query i goes to every predictor before query i + 1, so a slow spell of the machine (another
+    process, a noisy neighbour) lands on all of them alike instead of on whichever ran then. The
+    garbage collector is paused while timing, as `timeit` does.
+    """
     if not queries:
         raise ValueError("latency needs at least one query")
     for i in range(n_warmup):
-        predict_one(queries[i % len(queries)])
-    timings = np.empty(n_timed)
-    for i in range(n_timed):
-        start = time.perf_counter()
-        predict_one(queries[i % len(queries)])
-        timings[i] = (time.perf_counter() - start) * 1e3
+        for predict_one in predictors.values():
+            predict_one(queries[i % len(queries)])
+    timings = {name: np.empty(n_timed) for name in predictors}
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(n_timed):
+            query = queries[i % len(queries)]
+            for name, predict_one in predictors.items():
+                start = time.perf_counter()
+                predict_one(query)
+                timings[name][i] = (time.perf_counter() - start) * 1e3
+    finally:
+        if was_enabled:
+            gc.enable()
     return timings
 
 
@@ -40,13 +63,6 @@ def latency_summary(timings_ms: np.ndarray) -> dict[str, float]:
         "latency_p99_ms": float(np.percentile(timings_ms, 99)),
         "latency_mean_ms": float(np.mean(timings_ms)),
     }
-
-
-def measure_latency_ms(
-    predict_one: Callable[[str], object], queries: Sequence[str], n_timed: int, n_warmup: int
-) -> dict[str, float]:
-    """Warm single-query latency percentiles (see `time_single_queries`)."""
-    return latency_summary(time_single_queries(predict_one, queries, n_timed, n_warmup))
 
 
 def measure_throughput(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mangadistill.config import CostConfig, EvaluationConfig, ExportConfig
 from mangadistill.evaluation.cost import cost_per_million_requests
-from mangadistill.evaluation.latency import latency_summary, measure_throughput, time_single_queries
+from mangadistill.evaluation.latency import latency_summary, measure_throughput, time_interleaved
 from mangadistill.models.model_dir import ModelDir
 
 INT8_VARIANTS = ("onnx_int8_dynamic", "onnx_int8_static")
@@ -65,16 +65,17 @@ def torch_threads(num_threads: int | None) -> Iterator[int]:
 def benchmark_variants(
     variants: Sequence[ServingVariant], queries: Sequence[str], config: EvaluationConfig, cost: CostConfig
 ) -> dict[str, dict[str, float]]:
-    """Latency percentiles, batch throughput, size and cost per million requests of each variant."""
+    """Latency percentiles (variants timed round-robin), batch throughput, size and cost per million requests."""
+    timings = time_interleaved({v.name: v.predict_one for v in variants}, queries, config.latency_queries,
+                               config.latency_warmup)
     results = {}
     for variant in variants:
-        timings = time_single_queries(variant.predict_one, queries, config.latency_queries, config.latency_warmup)
         results[variant.name] = {
-            **latency_summary(timings),
+            **latency_summary(timings[variant.name]),
             "throughput_qps": measure_throughput(variant.predict_batch, queries, config.throughput_batch_size,
                                                  config.throughput_batches),
             "size_mb": variant.size_mb,
-            "cost_per_million_usd": cost_per_million_requests(timings, cost),
+            "cost_per_million_usd": cost_per_million_requests(timings[variant.name], cost),
         }
     return results
 

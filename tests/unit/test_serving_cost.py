@@ -5,7 +5,7 @@ import pytest
 
 from mangadistill.config import CostConfig, ExportConfig
 from mangadistill.evaluation.cost import cost_per_million_requests, cost_reduction
-from mangadistill.evaluation.latency import latency_summary, measure_throughput, time_single_queries
+from mangadistill.evaluation.latency import latency_summary, measure_throughput, time_interleaved, time_single_queries
 from mangadistill.evaluation.serving import choose_served_variant, variant_table
 
 
@@ -38,6 +38,10 @@ def test_timing_helpers_call_the_predictor_on_cycled_queries():
     seen = []
     timings = time_single_queries(seen.append, ["a", "b", "c"], n_timed=4, n_warmup=2)
     assert seen == ["a", "b", "a", "b", "c", "a"] and timings.shape == (4,) and (timings >= 0).all()
+    calls = []
+    both = time_interleaved({"x": lambda q: calls.append(("x", q)), "y": lambda q: calls.append(("y", q))},
+                            ["a", "b"], n_timed=2, n_warmup=0)
+    assert calls == [("x", "a"), ("y", "a"), ("x", "b"), ("y", "b")] and both["y"].shape == (2,)
     batches = []
     qps = measure_throughput(batches.append, ["a", "b", "c"], batch_size=2, n_batches=3)
     assert batches[0] == ["a", "b"] and batches[1:] == [["a", "b"], ["c", "a"], ["b", "c"]] and qps > 0
