@@ -14,11 +14,11 @@ def _context():
         return None
 
 
-def log_output_metadata(metadata: dict[str, Any]) -> None:
-    """Attach metadata to the step's (single) output artifact; nothing to attach outside a pipeline."""
+def log_output_metadata(metadata: dict[str, Any], output_name: str | None = None) -> None:
+    """Attach metadata to an output artifact (name it when the step has several); nothing outside a pipeline."""
     context = _context()
     if context is not None:
-        context.add_output_metadata(metadata)
+        context.add_output_metadata(metadata, output_name=output_name)
 
 
 def run_label() -> str:
