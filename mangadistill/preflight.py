@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from transformers import AutoConfig
 
-from mangadistill.config import DistillIntentConfig
+from mangadistill.config import DistillIntentConfig, DriftReportConfig
 from mangadistill.errors import DataError, ModelLoadError
 from mangadistill.models.encoders import first_line, resolve_model_path
 
@@ -23,6 +23,9 @@ def check_model_reference(key: str, model: str) -> AutoConfig:
 
 def preflight(config: BaseModel) -> None:
     """Validate what the config points at: input files exist and models resolve."""
+    if isinstance(config, DriftReportConfig):
+        _preflight_drift_report(config)
+        return
     if not isinstance(config, DistillIntentConfig):
         return
     if config.data.path is not None and not Path(config.data.path).is_file():
@@ -33,3 +36,12 @@ def preflight(config: BaseModel) -> None:
         bad = [i for i in config.student.teacher_layers if n_layers is not None and not 0 <= i < n_layers]
         if bad:
             raise ModelLoadError(f"student.teacher_layers: {bad} out of range; the teacher has layers 0..{n_layers - 1}")
+
+
+def _preflight_drift_report(config: DriftReportConfig) -> None:
+    """The traffic log reads and has a `text` column; the embedding model resolves offline."""
+    if config.traffic.path is not None:
+        from mangadistill.drift.traffic import load_traffic
+
+        load_traffic(config.traffic)  # a DataError names the file and what is wrong with it
+    check_model_reference("embedding.model", config.embedding.model)
