@@ -64,7 +64,7 @@ def _print_summary(name: str, run, module) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 132)  # piped output: wide enough for the tables
     steps = Table(title=f"{name} run {run.name}", show_header=True)
     steps.add_column("step")
     steps.add_column("status")

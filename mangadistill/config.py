@@ -142,6 +142,11 @@ class StudentConfig(StrictModel):
         (0, 2, 4), min_length=1, description="Teacher layer indices copied into the student, in order."
     )
     architecture: StudentArchitecture = StudentArchitecture()
+    vocab_size: int | None = Field(
+        None, ge=256, le=1_000_000,
+        description="Trim the student's WordPiece vocabulary to this many pieces (corpus pieces, single "
+        "characters, then the most frequent); shrinks the embedding matrix. Default: keep the teacher's.",
+    )
     training: TrainingConfig = TrainingConfig(epochs=6, learning_rate=1.0e-4)
 
 
@@ -154,11 +159,69 @@ class KDConfig(StrictModel):
 
 # ---------------------------------------------------------------------------------------- evaluation
 class EvaluationConfig(StrictModel):
-    """Gate-set evaluation of teacher and student."""
+    """Gate-set evaluation and the serving benchmark of every model variant (runbook 6.10, 13.3)."""
 
-    latency_queries: int = Field(200, ge=5, le=100_000, description="Timed single-query predictions.")
-    latency_warmup: int = Field(20, ge=0, le=10_000, description="Untimed warm-up predictions.")
-    num_threads: int | None = Field(None, ge=1, le=256, description="torch threads while timing.")
+    latency_queries: int = Field(200, ge=5, le=100_000, description="Timed single-query predictions per variant.")
+    latency_warmup: int = Field(20, ge=0, le=10_000, description="Untimed warm-up predictions per variant.")
+    num_threads: int | None = Field(
+        None, ge=1, le=256, description="torch and onnxruntime threads while timing. Default: torch's default."
+    )
+    throughput_batch_size: int = Field(32, ge=1, le=4096, description="Queries per batch for batch throughput.")
+    throughput_batches: int = Field(10, ge=1, le=10_000, description="Timed batches for batch throughput.")
+    cold_start_runs: int = Field(
+        3, ge=0, le=50, description="New processes timed from start to first prediction of the served model; 0 skips."
+    )
+
+
+class ExportConfig(StrictModel):
+    """ONNX export and INT8 quantization of the student (runbook 13.3)."""
+
+    quantization_target: Literal["auto", "arm64", "avx2", "avx512", "avx512_vnni"] = Field(
+        "auto", description="optimum quantization preset; auto picks the best this CPU supports."
+    )
+    per_channel: bool = Field(True, description="One INT8 scale per output channel of each MatMul weight.")
+    embedding_block_size: int | None = Field(
+        32, ge=16, le=4096,
+        description="Embedding tables become 4-bit with one scale per this many values (a power of two); "
+        "null keeps them fp32.",
+    )
+    static_int8: bool = Field(True, description="Also build a statically quantized INT8 variant.")
+    calibration_rows: int = Field(
+        256, ge=1, le=100_000, description="Training rows that calibrate static quantization ranges."
+    )
+    calibration_percentile: float | None = Field(
+        None, gt=90.0, le=100.0, description="Percentile calibration of activation ranges; null = min/max."
+    )
+    static_operators: tuple[str, ...] = Field(
+        ("MatMul",), min_length=1, description="ONNX operator types quantized statically."
+    )
+    serve: Literal["auto", "onnx_fp32", "onnx_int8_dynamic", "onnx_int8_static"] = Field(
+        "auto",
+        description="Variant registered for serving; auto = the fastest INT8 variant (warm p95) within "
+        "max_int8_accuracy_drop of the fp32 student, else onnx_fp32.",
+    )
+    max_int8_accuracy_drop: float = Field(
+        0.5, ge=0.0, le=100.0, description="Largest gate-accuracy loss (points) an INT8 variant may show to be served."
+    )
+
+    @model_validator(mode="after")
+    def _block_size_is_a_power_of_two(self) -> ExportConfig:
+        size = self.embedding_block_size
+        if size is not None and size & (size - 1):
+            raise ValueError(f"embedding_block_size: {size} is not a power of two (use 16, 32, 64, ...)")
+        return self
+
+
+class CostConfig(StrictModel):
+    """Serverless CPU cost model (runbook 13.3, 18.3): price = duration x memory + a per-request fee.
+
+    Defaults are AWS Lambda's x86 on-demand list prices; latency comes from this machine's measurement.
+    """
+
+    memory_mb: int = Field(1024, ge=128, le=10_240, description="Function memory size (the runbook recommends 1024).")
+    price_per_gb_second: float = Field(1.66667e-5, ge=0.0, description="Price of one GB-second of duration.")
+    price_per_million_requests: float = Field(0.20, ge=0.0, description="Price of one million invocations.")
+    billing_granularity_ms: float = Field(1.0, gt=0.0, le=1000.0, description="Duration is billed in these steps.")
 
 
 class RegistryConfig(StrictModel):
@@ -175,6 +238,8 @@ class DistillIntentConfig(StrictModel):
     student: StudentConfig = StudentConfig()
     kd: KDConfig = KDConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    export: ExportConfig = ExportConfig()
+    cost: CostConfig = CostConfig()
     registry: RegistryConfig = RegistryConfig()
 
 

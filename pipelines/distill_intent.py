@@ -1,4 +1,4 @@
-"""`distill_intent`: data -> teacher -> teacher labels -> student -> gate evaluation -> registry."""
+"""`distill_intent`: data -> teacher -> teacher labels -> student -> gate evaluation -> ONNX/INT8 -> serving benchmark -> registry."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from zenml import pipeline
 
 from mangadistill.config import DistillIntentConfig
 from steps import (
+    benchmark_serving,
     clean_intent_data,
     evaluate_models,
+    export_student,
     label_with_teacher,
     load_intent_data,
     register_student,
@@ -27,36 +29,51 @@ def distill_intent(config: DistillIntentConfig) -> None:
     teacher_labels = label_with_teacher(intent_dataset, teacher_model,
                                         low_confidence_threshold=config.teacher.low_confidence_threshold)
     student_model = train_student(intent_dataset, teacher_model, teacher_labels, config=config.student, kd=config.kd)
-    evaluation = evaluate_models(intent_dataset, teacher_model, student_model, config=config.evaluation)
-    register_student(student_model, evaluation, config=config.registry,
-                     resolved_config=config.model_dump(mode="json"))
+    evaluation = evaluate_models(intent_dataset, teacher_model, student_model)
+    student_onnx, export_report = export_student(intent_dataset, student_model, evaluation, config=config.export)
+    serving = benchmark_serving(intent_dataset, teacher_model, student_model, student_onnx, evaluation, export_report,
+                                config=config.evaluation, export=config.export, cost=config.cost)
+    register_student(student_onnx, evaluation, serving, config=config.registry, resolved_config=config.model_dump(mode="json"))
 
 
 def run_outputs(run: Any) -> dict[str, Any]:
-    """The evaluation and registration results of a finished `distill_intent` run."""
+    """The evaluation, serving-benchmark and registration results of a finished `distill_intent` run."""
     return {
         "evaluation": run.steps["evaluate_models"].outputs["evaluation"][0].load(),
+        "serving_report": run.steps["benchmark_serving"].outputs["serving_report"][0].load(),
         "registered_model": run.steps["register_student"].outputs["registered_model"][0].load(),
     }
 
 
 def summary(run: Any) -> list[Any]:
-    """What `run.py` prints at the end of a run: the teacher-vs-student table and the registered version."""
+    """What `run.py` prints at the end of a run: runbook 6.10 (teacher vs served student) and 13.3 (variants)."""
     from rich.table import Table
 
     from mangadistill.evaluation.report import comparison_table
+    from mangadistill.evaluation.serving import VARIANT_HEADER, variant_table
 
     outputs = run_outputs(run)
-    evaluation, registered = outputs["evaluation"], outputs["registered_model"]
-    table = Table(title=f"Gate set ({evaluation['teacher']['rows']:.0f} rows): teacher vs distilled student")
+    evaluation, serving, registered = outputs["evaluation"], outputs["serving_report"], outputs["registered_model"]
+    served = serving["served_variant"]
+    teacher = {**serving["variants"]["teacher_pytorch_fp32"], "num_parameters": evaluation["teacher"]["num_parameters"]}
+    student = {**serving["variants"][f"student_{served}"], "num_parameters": evaluation["student"]["num_parameters"]}
+    business = Table(title=f"Gate set ({evaluation['teacher']['rows']:.0f} rows): teacher vs served student ({served})")
     for column in ("Metric", "Teacher", "Student", "Delta"):
-        table.add_column(column, justify="left" if column == "Metric" else "right")
-    for row in comparison_table(evaluation["teacher"], evaluation["student"]):
-        table.add_row(*row)
+        business.add_column(column, justify="left" if column == "Metric" else "right")
+    for row in comparison_table(teacher, student):
+        business.add_row(*row)
+    variants = Table(title=f"Serving variants (threads: {serving['serving_threads']}; same queries, one process)")
+    for column in VARIANT_HEADER:
+        variants.add_column(column, justify="left" if column == "Variant" else "right")
+    accuracy = {name: m["accuracy"] for name, m in serving["variants"].items()}
+    for row in variant_table(serving["variants"], accuracy):
+        variants.add_row(*row)
     how = "reused" if registered["reused"] else "registered"
     return [
-        table,
-        (f"student keeps {100 * evaluation['retention']:.1f}% of the teacher's gate accuracy "
-         f"({100 * evaluation['student']['accuracy']:.1f}% vs {100 * evaluation['teacher']['accuracy']:.1f}%)"),
+        business,
+        variants,
+        (f"served {served}: {serving['served_reason']}; keeps {100 * student['accuracy'] / teacher['accuracy']:.1f}% "
+         f"of the teacher's gate accuracy at {1 / serving['p95_ratio']:.1f}x lower p95 and "
+         f"{100 * serving['cost_reduction']:.0f}% lower cost"),
         f"{how} {registered['uri']}  (MLflow run {registered['run_id']})",
     ]

@@ -13,7 +13,7 @@ from mangadistill.config import DataConfig
 from mangadistill.data.cleaning import clean_and_split
 from mangadistill.data.dataset import IntentDataset
 from materializers import IntentDatasetMaterializer
-from steps._context import log_output_metadata
+from steps._context import compute_timer, log_output_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 @step(experiment_tracker=True, output_materializers=IntentDatasetMaterializer)
 def clean_intent_data(raw_rows: pd.DataFrame, config: DataConfig) -> Annotated[IntentDataset, "intent_dataset"]:
     """Clean the rows into train / validation / frozen gate splits and log every count."""
-    dataset = clean_and_split(raw_rows, config)
+    with compute_timer():
+        dataset = clean_and_split(raw_rows, config)
     counts = {key: value for key, value in dataset.report.items() if isinstance(value, int)}
     logger.info("cleaning: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     log_output_metadata(counts)

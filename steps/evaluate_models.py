@@ -8,26 +8,26 @@ from typing import Annotated, Any
 import mlflow
 from zenml import step
 
-from mangadistill.config import EvaluationConfig
 from mangadistill.data.dataset import IntentDataset
 from mangadistill.evaluation.evaluate import evaluate_model_dir
 from mangadistill.evaluation.report import comparison_table, confusion_figure, render_markdown
 from mangadistill.models.encoders import ModelDir
 from mangadistill.tracking import log_figure
-from steps._context import log_output_metadata
+from steps._context import compute_timer, log_output_metadata
 
 logger = logging.getLogger(__name__)
 
 
 @step(experiment_tracker=True)
 def evaluate_models(
-    intent_dataset: IntentDataset, teacher_model: ModelDir, student_model: ModelDir, config: EvaluationConfig
+    intent_dataset: IntentDataset, teacher_model: ModelDir, student_model: ModelDir
 ) -> Annotated[dict[str, Any], "evaluation"]:
-    """Accuracy, macro-F1, rare-class recall, refusal P/R, latency and size for teacher and student."""
+    """Accuracy, macro-F1, rare-class recall, refusal P/R, size and parameters of teacher and student (PyTorch)."""
     report: dict[str, Any] = {"labels": list(intent_dataset.labels), "split": "gate"}
-    for role, model_dir in (("teacher", teacher_model), ("student", student_model)):
-        metrics, matrix = evaluate_model_dir(model_dir, intent_dataset, latency_queries=config.latency_queries,
-                                             latency_warmup=config.latency_warmup, num_threads=config.num_threads)
+    with compute_timer():
+        results = {role: evaluate_model_dir(model_dir, intent_dataset)
+                   for role, model_dir in (("teacher", teacher_model), ("student", student_model))}
+    for role, (metrics, matrix) in results.items():
         report[role] = metrics
         mlflow.log_metrics({f"gate_{role}_{k}": v for k, v in metrics.items() if v == v})  # v == v drops NaN
         log_figure(confusion_figure(matrix, intent_dataset.labels, f"{role} confusion (gate set)"),

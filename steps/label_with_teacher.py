@@ -12,7 +12,7 @@ from mangadistill.data.dataset import IntentDataset
 from mangadistill.models.encoders import ModelDir
 from mangadistill.teacher.labeling import TeacherLabels, label_dataset
 from materializers import TeacherLabelsMaterializer
-from steps._context import log_output_metadata
+from steps._context import compute_timer, log_output_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,8 @@ def label_with_teacher(
     intent_dataset: IntentDataset, teacher_model: ModelDir, low_confidence_threshold: float
 ) -> Annotated[TeacherLabels, "teacher_labels"]:
     """Hard labels, logits, entropy and confidence spread for train/val/gate (runbook 11.1, 18.1)."""
-    labels = label_dataset(teacher_model, intent_dataset, low_confidence_threshold)
+    with compute_timer():
+        labels = label_dataset(teacher_model, intent_dataset, low_confidence_threshold)
     summary = {k: v for k, v in labels.summary.items() if isinstance(v, (int, float))}
     logger.info("teacher labels: %s", labels.summary)
     log_output_metadata(summary)

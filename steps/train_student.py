@@ -16,7 +16,7 @@ from mangadistill.teacher.labeling import TeacherLabels
 from mangadistill.tracking import EpochLogger, log_figure
 from mangadistill.training.distill import distill_student
 from materializers import ModelDirMaterializer
-from steps._context import log_output_metadata, run_label
+from steps._context import compute_timer, log_output_metadata, run_label
 
 CURVES = ("loss_total", "loss_hard", "loss_kd", "val_accuracy", "rare_class_recall", "refusal_precision")
 
@@ -32,7 +32,8 @@ def train_student(
     """(1 - alpha) * CE + alpha * T^2 * KL(p_T || p_S) on cached logits; keep the best validation epoch."""
     epoch_logger = EpochLogger(stage="output_kd", run_label=run_label(),
                                student=f"{config.init}", teacher=teacher_model.card.get("source_model", "teacher"))
-    trained = distill_student(intent_dataset, teacher_model, teacher_labels, config, kd, on_epoch_end=epoch_logger)
+    with compute_timer():
+        trained = distill_student(intent_dataset, teacher_model, teacher_labels, config, kd, on_epoch_end=epoch_logger)
     mlflow.log_text(str(trained.loss), "student/loss.txt")
     mlflow.log_metrics({"student_best_epoch": trained.result.best_epoch,
                         "student_train_seconds": trained.result.train_seconds})

@@ -13,7 +13,7 @@ from mangadistill.models.encoders import ModelDir, save_model_dir
 from mangadistill.tracking import EpochLogger
 from mangadistill.training.distill import fine_tune_teacher
 from materializers import ModelDirMaterializer
-from steps._context import log_output_metadata, run_label
+from steps._context import compute_timer, log_output_metadata, run_label
 
 
 @step(experiment_tracker=True, output_materializers=ModelDirMaterializer)
@@ -22,7 +22,8 @@ def train_teacher(intent_dataset: IntentDataset, config: TeacherConfig) -> Annot
     epoch_logger = EpochLogger(stage="teacher_finetune", run_label=run_label(),
                                student="-", teacher=config.model, prefix="teacher_",
                                artifact_name="teacher_epoch_end.jsonl")
-    trained = fine_tune_teacher(intent_dataset, config, on_epoch_end=epoch_logger)
+    with compute_timer():
+        trained = fine_tune_teacher(intent_dataset, config, on_epoch_end=epoch_logger)
     log_output_metadata({"best_epoch": trained.result.best_epoch, "best_val_accuracy": trained.result.best_val_accuracy,
                   "train_seconds": round(trained.result.train_seconds, 1)})
     return save_model_dir(trained.model, trained.tokenizer, tempfile.mkdtemp(prefix="teacher-"), role="teacher",

@@ -1,18 +1,25 @@
-"""Warm single-query latency of a classifier on this machine (runbook 4.2, 6.10)."""
+"""Serving speed of a classifier on this machine: warm single-query latency, batch throughput, cold start.
+
+Runbook 4.2, 6.10 and 13.3. Every measurement runs after untimed warm-up calls, cycling through the
+same query list, so variants timed one after another in one process see identical inputs.
+"""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
-import torch
 
 
-def measure_latency_ms(
+def time_single_queries(
     predict_one: Callable[[str], object], queries: Sequence[str], n_timed: int, n_warmup: int
-) -> dict[str, float]:
-    """Call `predict_one` on `n_warmup` then `n_timed` queries (cycling) and report p50/p95/p99 in ms."""
+) -> np.ndarray:
+    """Milliseconds of `n_timed` single-query calls (after `n_warmup` untimed ones), shape (n_timed,)."""
     if not queries:
         raise ValueError("latency needs at least one query")
     for i in range(n_warmup):
@@ -22,15 +29,75 @@ def measure_latency_ms(
         start = time.perf_counter()
         predict_one(queries[i % len(queries)])
         timings[i] = (time.perf_counter() - start) * 1e3
+    return timings
+
+
+def latency_summary(timings_ms: np.ndarray) -> dict[str, float]:
+    """p50/p95/p99 and mean of per-call milliseconds."""
     return {
-        "latency_p50_ms": float(np.percentile(timings, 50)),
-        "latency_p95_ms": float(np.percentile(timings, 95)),
-        "latency_p99_ms": float(np.percentile(timings, 99)),
+        "latency_p50_ms": float(np.percentile(timings_ms, 50)),
+        "latency_p95_ms": float(np.percentile(timings_ms, 95)),
+        "latency_p99_ms": float(np.percentile(timings_ms, 99)),
+        "latency_mean_ms": float(np.mean(timings_ms)),
     }
+
+
+def measure_latency_ms(
+    predict_one: Callable[[str], object], queries: Sequence[str], n_timed: int, n_warmup: int
+) -> dict[str, float]:
+    """Warm single-query latency percentiles (see `time_single_queries`)."""
+    return latency_summary(time_single_queries(predict_one, queries, n_timed, n_warmup))
+
+
+def measure_throughput(
+    predict_batch: Callable[[list[str]], object], queries: Sequence[str], batch_size: int, n_batches: int
+) -> float:
+    """Queries per second predicting `n_batches` batches of `batch_size` queries (one untimed batch first)."""
+    if not queries:
+        raise ValueError("throughput needs at least one query")
+    batches = [[queries[(b * batch_size + i) % len(queries)] for i in range(batch_size)] for b in range(n_batches)]
+    predict_batch(batches[0])
+    start = time.perf_counter()
+    for batch in batches:
+        predict_batch(batch)
+    return batch_size * n_batches / (time.perf_counter() - start)
+
+
+_COLD_START = """
+import json, sys, time
+from mangadistill.export.onnx import OnnxClassifier
+OnnxClassifier(sys.argv[1], num_threads=int(sys.argv[2]) if sys.argv[2] != "0" else None).predict([sys.argv[3]])
+print(json.dumps({"first_prediction_at": time.time(), "torch_imported": "torch" in sys.modules}))
+"""
+
+
+def measure_cold_start_ms(model_dir: str | Path, query: str, runs: int, num_threads: int | None = None,
+                          cwd: str | Path | None = None) -> list[float]:
+    """Milliseconds from spawning a fresh Python process to its first prediction with an ONNX folder.
+
+    The child loads only onnxruntime and `tokenizers` (`OnnxClassifier`), as a serverless function
+    would; a child that imported torch would make the measurement meaningless, so it is an error.
+    """
+    package_root = Path(__file__).resolve().parents[2]
+    timings = []
+    for _ in range(runs):
+        started = time.time()
+        result = subprocess.run(
+            [sys.executable, "-c", _COLD_START, str(model_dir), str(num_threads or 0), query],
+            capture_output=True, text=True, timeout=300, cwd=cwd or package_root, check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"cold-start process failed: {result.stderr.strip().splitlines()[-1:]}")
+        payload = json.loads(result.stdout.strip().splitlines()[-1])
+        if payload["torch_imported"]:
+            raise RuntimeError("the ONNX serving path imported torch; cold start would not be representative")
+        timings.append((payload["first_prediction_at"] - started) * 1e3)
+    return timings
 
 
 def torch_single_query(model, tokenizer, max_length: int) -> Callable[[str], int]:
     """A predict-one-query function for a PyTorch classifier (tokenise, forward, argmax), as served."""
+    import torch
 
     @torch.inference_mode()
     def predict_one(text: str) -> int:
@@ -38,3 +105,15 @@ def torch_single_query(model, tokenizer, max_length: int) -> Callable[[str], int
         return int(model(**inputs).logits.argmax(-1))
 
     return predict_one
+
+
+def torch_batch(model, tokenizer, max_length: int) -> Callable[[list[str]], object]:
+    """A predict-a-batch function for a PyTorch classifier (dynamic padding), as served."""
+    import torch
+
+    @torch.inference_mode()
+    def predict_batch(texts: list[str]):
+        inputs = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        return model(**inputs).logits.argmax(-1)
+
+    return predict_batch

@@ -16,8 +16,10 @@ COMPARISON_ROWS: tuple[tuple[str, str, str], ...] = (
     ("refusal_recall", "Refusal recall", "pct"),
     ("latency_p50_ms", "Warm latency p50", "ms"),
     ("latency_p95_ms", "Warm latency p95", "ms"),
+    ("cold_start_ms", "Cold start (new process)", "ms"),
     ("size_mb", "Model size", "mb"),
     ("num_parameters", "Parameters", "params"),
+    ("cost_per_million_usd", "Cost per 1M requests", "usd"),
 )
 
 
@@ -26,9 +28,10 @@ def _fmt(value: float | None, kind: str) -> str:
         return "n/a"
     return {
         "pct": f"{100 * value:.1f}%",
-        "ms": f"{value:.1f} ms",
+        "ms": f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms",
         "mb": f"{value:.1f} MB",
         "params": f"{value / 1e6:.1f}M",
+        "usd": f"${value:.2f}",
     }[kind]
 
 
@@ -37,6 +40,8 @@ def _delta(teacher: float | None, student: float | None, kind: str) -> str:
         return "n/a"
     if kind == "pct":
         return f"{100 * (student - teacher):+.1f} pt"
+    if kind == "usd":
+        return f"{100 * (teacher - student) / teacher:.0f}% lower" if teacher > 0 else "n/a"
     if student <= 0:
         return "n/a"
     ratio = teacher / student
@@ -100,5 +105,27 @@ def curves_figure(history: Sequence[dict[str, float]], keys: Sequence[str], titl
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("epoch")
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def latency_figure(variants: dict[str, dict[str, float]]):
+    """Grouped bars of warm p50/p95/p99 per serving variant (log scale), sizes in the labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(variants)
+    fig, ax = plt.subplots(figsize=(1.9 * len(names) + 2, 3.6))
+    width = 0.27
+    for offset, key in enumerate(("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")):
+        positions = [i + (offset - 1) * width for i in range(len(names))]
+        ax.bar(positions, [variants[n][key] for n in names], width, label=key.split("_")[1])
+    ax.set_xticks(range(len(names)), [f"{n}\n{variants[n]['size_mb']:.1f} MB" for n in names], fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("warm single-query latency (ms)")
+    ax.legend(fontsize=8)
+    ax.set_title("Serving latency per variant (same queries, one process)")
     fig.tight_layout()
     return fig

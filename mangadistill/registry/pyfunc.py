@@ -1,4 +1,8 @@
-"""The MLflow pyfunc that serves a registered intent classifier: raw strings in, intent labels out."""
+"""The MLflow pyfunc that serves a registered intent classifier: raw strings in, intent + confidence out.
+
+The model folder's card says how to run it: ``format: onnx`` folders are served with onnxruntime and
+`tokenizers` only (torch is never imported); other folders are Hugging Face PyTorch checkpoints.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import numpy as np
 
 from mangadistill.models.model_dir import MODEL_CARD
 
 MODEL_ARTIFACT = "model_dir"
+OUTPUT_COLUMNS = ("intent", "confidence")
 
 
 def _as_texts(model_input: Any) -> list[str]:
@@ -28,27 +34,48 @@ def _as_texts(model_input: Any) -> list[str]:
     return [str(text) for text in model_input]
 
 
-class IntentClassifierPyfunc(mlflow.pyfunc.PythonModel):
-    """Tokenise with the saved tokenizer, run the saved classifier, return one label per query."""
+class _TorchClassifier:
+    """A Hugging Face checkpoint folder served with PyTorch (imported only here)."""
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def __init__(self, path: Path, max_length: int) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        self._torch = torch
+        self._tokenizer = AutoTokenizer.from_pretrained(path)
+        self._model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+        self._max_length = max_length
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        with self._torch.inference_mode():
+            batch = self._tokenizer(texts, truncation=True, max_length=self._max_length, padding=True,
+                                    return_tensors="pt")
+            return self._model(**batch).logits.float().numpy()
+
+
+class IntentClassifierPyfunc(mlflow.pyfunc.PythonModel):
+    """Tokenise, run the saved classifier, return a DataFrame with one (intent, confidence) row per query."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         path = Path(context.artifacts[MODEL_ARTIFACT])
         card = json.loads((path / MODEL_CARD).read_text(encoding="utf-8"))
         self._labels = list(card["labels"])
-        self._max_length = int(card["max_length"])
-        self._tokenizer = AutoTokenizer.from_pretrained(path)
-        self._model = AutoModelForSequenceClassification.from_pretrained(path).eval()
-        self._torch = torch
+        if card.get("format") == "onnx":
+            from mangadistill.export.onnx import OnnxClassifier
+
+            self._classifier = OnnxClassifier(path)
+        else:
+            self._classifier = _TorchClassifier(path, int(card["max_length"]))
 
     def predict(self, context, model_input, params=None):  # no type hints: MLflow would reinterpret them
-        """Labels for a string, a list of strings, a Series or a one-column DataFrame."""
+        """``intent`` and ``confidence`` (top softmax probability) for each query."""
+        import pandas as pd
+
+        from mangadistill.export.onnx import softmax
+
         texts = _as_texts(model_input)
         if not texts:
-            return []
-        with self._torch.inference_mode():
-            batch = self._tokenizer(texts, truncation=True, max_length=self._max_length, padding=True, return_tensors="pt")
-            ids = self._model(**batch).logits.argmax(-1).tolist()
-        return [self._labels[i] for i in ids]
+            return pd.DataFrame({"intent": pd.Series(dtype=str), "confidence": pd.Series(dtype=float)})
+        probabilities = softmax(np.asarray(self._classifier.logits(texts), dtype=np.float64))  # (B, C)
+        return pd.DataFrame({"intent": [self._labels[i] for i in probabilities.argmax(-1)],
+                             "confidence": probabilities.max(-1)})

@@ -11,14 +11,18 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
-from mangadistill.models.encoders import ModelDir
+from mangadistill.models.model_dir import ModelDir
 from mangadistill.registry.pyfunc import MODEL_ARTIFACT, IntentClassifierPyfunc
 
-#: Runtime requirements of the pyfunc, pinned to what trained it (no slow requirement inference).
-SERVING_PACKAGES = ("mlflow", "torch", "transformers", "tokenizers", "pandas", "safetensors")
+#: Runtime requirements of the pyfunc per model format, pinned to what built it (no slow requirement inference).
+SERVING_PACKAGES = {
+    "onnx": ("mlflow", "onnxruntime", "tokenizers", "numpy", "pandas"),
+    "pytorch": ("mlflow", "torch", "transformers", "tokenizers", "numpy", "pandas", "safetensors"),
+}
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
-SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([ColSpec("string")]))
+SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string")]),
+                           outputs=Schema([ColSpec("string", "intent"), ColSpec("double", "confidence")]))
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,8 @@ class RegisteredVersion:
 def find_version_by_tag(client: MlflowClient, name: str, key: str, value: str) -> str | None:
     """The newest version of `name` whose tag `key` equals `value`, if any."""
     versions = client.search_model_versions(f"name = '{name}' and tag.`{key}` = '{value}'")
-    return max((v.version for v in versions), key=int, default=None)
+    newest = max((int(v.version) for v in versions), default=None)
+    return None if newest is None else str(newest)
 
 
 def register_classifier(
@@ -66,7 +71,7 @@ def register_classifier(
         python_model=IntentClassifierPyfunc(),
         artifacts={MODEL_ARTIFACT: model_dir.path},
         code_paths=[str(PACKAGE_DIR)],
-        pip_requirements=[f"{pkg}=={package_version(pkg)}" for pkg in SERVING_PACKAGES],
+        pip_requirements=[f"{pkg}=={package_version(pkg)}" for pkg in SERVING_PACKAGES[model_format(model_dir)]],
         signature=SIGNATURE,
         input_example=["is volume 3 of frieren in stock?"],
         registered_model_name=model_name,
@@ -77,6 +82,11 @@ def register_classifier(
     if description:
         client.update_model_version(model_name, version, description=description)
     return RegisteredVersion(model_name, version, run.info.run_id, reused=False)
+
+
+def model_format(model_dir: ModelDir) -> str:
+    """``onnx`` for an ONNX folder, else ``pytorch`` (a Hugging Face checkpoint)."""
+    return "onnx" if model_dir.card.get("format") == "onnx" else "pytorch"
 
 
 def _exists(client: MlflowClient, name: str) -> bool:

@@ -12,6 +12,7 @@ from mangadistill.config import KDConfig, StudentConfig, TeacherConfig
 from mangadistill.data.dataset import IntentDataset
 from mangadistill.losses.kd import WeightedLoss, distillation_loss, fine_tune_loss
 from mangadistill.models.encoders import ModelDir, build_student, describe, load_model_dir, load_pretrained_classifier
+from mangadistill.models.vocabulary import trim_vocabulary
 from mangadistill.teacher.labeling import TeacherLabels
 from mangadistill.training.loop import ClassificationTask, TrainResult, train_classifier
 
@@ -70,6 +71,9 @@ def distill_student(
     teacher_model, tokenizer = load_model_dir(teacher)
     student = build_student(teacher_model, config)
     del teacher_model
+    if config.vocab_size is not None:
+        student, tokenizer, trim = trim_vocabulary(student, tokenizer, dataset.texts("train"), config.vocab_size)
+        logger.info("student %s", trim.describe())
     loss = distillation_loss(kd)
     logger.info("student (%s, init=%s), loss %s", describe(student), config.init, loss)
     result = train_classifier(student, tokenizer, task_from_dataset(dataset, teacher_labels), loss, config.training,

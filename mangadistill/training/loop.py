@@ -87,7 +87,8 @@ def _collate(tokenizer: PreTrainedTokenizerBase) -> Callable[[list[dict]], dict[
     return collate
 
 
-def _loader(tokenizer, texts, labels, max_length, batch_size, seed, shuffle):
+def make_loader(tokenizer, texts, labels, max_length, batch_size, seed, shuffle):
+    """Tokenised batches as `train_classifier` (shuffle, length-grouped) and `predict_logits` (sorted) see them."""
     encodings = _encode(tokenizer, texts, max_length)
     dataset = _Encoded(encodings, np.asarray(labels))
     lengths = [len(ids) for ids in encodings["input_ids"]]
@@ -116,7 +117,7 @@ def predict_logits(
     """Logits of shape (len(texts), num_labels), float32, in the order of `texts`."""
     model.eval()
     device = next(model.parameters()).device
-    loader = _loader(tokenizer, texts, np.zeros(len(texts)), max_length, batch_size, seed=0, shuffle=False)
+    loader = make_loader(tokenizer, texts, np.zeros(len(texts)), max_length, batch_size, seed=0, shuffle=False)
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
     for batch in tqdm(loader, desc=desc, disable=desc is None, leave=False):
         logits = model(**{k: v.to(device) for k, v in _model_inputs(batch).items()}).logits
@@ -166,7 +167,7 @@ def train_classifier(
         raise ValueError("this loss distills from a teacher: pass train_teacher_logits in the task")
     set_seed(config.seed)
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
-    loader = _loader(tokenizer, task.train_texts, task.train_labels, config.max_length, config.batch_size, config.seed, shuffle=True)
+    loader = make_loader(tokenizer, task.train_texts, task.train_labels, config.max_length, config.batch_size, config.seed, shuffle=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     total_steps = len(loader) * config.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)

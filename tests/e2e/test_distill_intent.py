@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from mangadistill.config import DistillIntentConfig, load_config
 from mangadistill.data.intents import MANGA_INTENTS
+from mangadistill.export.onnx import VARIANT_FILES
 from tests.e2e._cli import PROJECT_ROOT, SMOKE
 from tests.e2e._cli import run_cli as _run
 
@@ -37,7 +38,11 @@ def client(stores, first_run):
 
 def test_summary_table_is_printed(first_run):
     out = first_run.stdout
-    assert "teacher vs distilled student" in out and "Accuracy" in out and "Warm latency p95" in out
+    assert "teacher vs served student" in out and "Accuracy" in out and "Warm latency p95" in out
+    assert "Cost per 1M requests" in out and "Serving variants" in out
+    for variant in ("teacher_pytorch_fp32", "student_pytorch_fp32", "student_onnx_fp32", "student_onnx_int8_dynamic",
+                    "student_onnx_int8_static"):
+        assert variant in out, variant
     assert "keeps" in out and "of the teacher's gate accuracy" in out
     assert f"models:/{MODEL}/1" in out
 
@@ -51,8 +56,14 @@ def test_epoch_metrics_are_logged_per_epoch(client):
     teacher_history = client.get_metric_history(run.info.run_id, "teacher_val_accuracy")
     assert len(teacher_history) == config.teacher.training.epochs
     assert run.data.params["kd.temperature"] == "4.0" and run.data.params["kd.alpha"] == "0.7"
-    for key in ("gate_teacher_accuracy", "gate_student_accuracy", "gate_student_latency_p95_ms", "gate_student_retention"):
-        assert key in run.data.metrics
+    for key in ("gate_teacher_accuracy", "gate_student_accuracy", "gate_student_retention",
+                "gate_student_onnx_int8_dynamic_accuracy", "gate_student_onnx_int8_static_accuracy_delta_points",
+                "serving_teacher_pytorch_fp32_latency_p95_ms", "serving_student_onnx_int8_dynamic_latency_p99_ms",
+                "serving_student_onnx_int8_static_throughput_qps", "serving_student_onnx_int8_dynamic_cold_start_ms",
+                "serving_student_onnx_fp32_cost_per_million_usd", "p95_ratio", "size_ratio", "cost_reduction",
+                "int8_accuracy_delta", "serving_threads"):
+        assert key in run.data.metrics, key
+    assert run.data.tags["served_variant"] in {"onnx_fp32", "onnx_int8_dynamic", "onnx_int8_static"}
 
 
 def test_epoch_events_and_figures_are_artifacts(client):
@@ -67,28 +78,42 @@ def test_epoch_events_and_figures_are_artifacts(client):
     assert (local / "evaluation" / "confusion_student.png").stat().st_size > 1000
     assert (local / "evaluation" / "confusion_teacher.png").stat().st_size > 1000
     assert (local / "config" / "resolved_config.yaml").exists()
+    assert (local / "serving" / "latency.png").stat().st_size > 1000
+    assert "student_onnx_int8_static" in (local / "serving" / "variants.md").read_text()
+    assert "Cost per 1M requests" in (local / "serving" / "teacher_vs_served_student.md").read_text()
+    report = json.loads((local / "serving" / "serving_report.json").read_text())
+    assert report["p95_ratio"] > 0 and report["size_ratio"] > 0 and report["served_reason"]
+    export = json.loads((local / "export" / "export_report.json").read_text())
+    assert set(export["variants"]) == {"onnx_fp32", "onnx_int8_dynamic", "onnx_int8_static"}
     assert json.loads((local / "events" / "teacher_label_generation.json").read_text())["rows_processed"] > 0
 
 
-def test_registered_version_is_tagged_and_serves_raw_strings(stores, client):
+def test_registered_version_serves_int8_onnx_without_torch(stores, client):
     _, env = stores
     version = client.get_model_version(MODEL, "1")
-    assert version.tags["role"] == "student"
+    assert version.tags["role"] == "student" and version.tags["served_variant"].startswith("onnx_")
     for key in ("gate_accuracy", "gate_macro_f1", "gate_refusal_precision", "gate_refusal_recall"):
         assert 0.0 <= float(version.tags[key]) <= 1.0, key
-    assert float(version.tags["gate_latency_p95_ms"]) > 0.0
+    for key in ("gate_latency_p95_ms", "gate_size_mb", "gate_cost_per_million_usd"):
+        assert float(version.tags[key]) > 0.0, key
     code = (
-        "import mlflow, pandas as pd, json\n"
+        "import json, sys\n"
+        "import mlflow, pandas as pd\n"
         f"m = mlflow.pyfunc.load_model('models:/{MODEL}/1')\n"
         "a = m.predict(['where is my order MA-123456?', 'recommend me a dark fantasy manga'])\n"
         "b = m.predict(pd.DataFrame({'q': ['do you ship to canada?']}))\n"
-        "print(json.dumps([list(a), list(b)]))\n"
+        "print(json.dumps({'a': a.to_dict('list'), 'b': b.to_dict('list'), 'torch': 'torch' in sys.modules}))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], env=env, cwd="/", capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    first, second = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(first) == 2 and len(second) == 1
-    assert set(first + second) <= set(MANGA_INTENTS)
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    assert payload["torch"] is False  # the registered pyfunc serves with onnxruntime + tokenizers only
+    assert len(payload["a"]["intent"]) == 2 and len(payload["b"]["intent"]) == 1
+    assert set(payload["a"]["intent"] + payload["b"]["intent"]) <= set(MANGA_INTENTS)
+    assert all(0.0 < c <= 1.0 for c in payload["a"]["confidence"] + payload["b"]["confidence"])
+    files = {p.name for p in Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL}/1")).rglob("*")}
+    assert [name for name in files if name.endswith(".onnx")] == [VARIANT_FILES[version.tags["served_variant"]]]
+    assert not [name for name in files if name.endswith((".safetensors", ".bin"))]
 
 
 def test_second_run_reuses_cached_data_and_teacher_labels(stores, first_run):

@@ -1,0 +1,284 @@
+#!/usr/bin/env python
+"""Distillation benchmark: serving, training throughput, FLOP utilisation and orchestration overhead.
+
+One command, everything measured side by side in one run on this machine:
+
+1. runs ``run.py --pipeline distill_intent --no-cache`` (default config) in throwaway ZenML and MLflow
+   stores, and reads the run back: student INT8 p95 / teacher p95, INT8 size / teacher size, INT8 minus
+   fp32 gate accuracy (from the pipeline's serving benchmark), and the pipeline's orchestration overhead
+   (wall time of the pipeline run not spent in its steps' own work) as a share of the run;
+2. Stage 2 training throughput with cached teacher logits (the pipeline's loop) against the runbook's
+   online-teacher `KDTrainer` recipe (section 12.2: HF Trainer, padding to 64), on the same rows and
+   the same teacher/student pair (the run's fine-tuned teacher, its layers 0/2/4 as student);
+3. the cached-logits loop's achieved training FLOP/s (counted with torch's FlopCounterMode on the very
+   batches it trained on) as a fraction of the fp32 matmul FLOP/s this machine reaches now.
+
+Writes ``benchmark.json`` (keys p95_ratio, size_ratio, int8_accuracy_delta, kd_speedup,
+flops_utilization, overhead_share, plus details and the machine) and ``summary.md``.
+
+    python benchmarks/run_benchmarks.py                 # default config, ~15 min on 2 CPU cores
+    python benchmarks/run_benchmarks.py --quick --out /tmp/bench   # smoke config, ~2 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {  # the deployment issue's acceptance thresholds, checked in the summary
+    "p95_ratio": ("<=", 1 / 6),
+    "size_ratio": ("<=", 1 / 8),
+    "int8_accuracy_delta": (">=", -0.5),
+    "kd_speedup": (">=", 2.0),
+}
+
+
+def machine() -> dict:
+    import torch
+
+    from mangadistill.export.onnx import detect_quantization_target
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "quantization_target": detect_quantization_target(), "python": platform.python_version(),
+            "torch": version("torch"), "onnxruntime": version("onnxruntime"), "transformers": version("transformers"),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def run_pipeline(config: Path, store: Path) -> float:
+    """Run the real CLI in fresh stores; returns the process's wall seconds."""
+    env = {**os.environ, "ZENML_CONFIG_PATH": str(store / "zenml"), "ZENML_ANALYTICS_OPT_IN": "false",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}"}
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), "--pipeline", "distill_intent",
+                             "--config", str(config), "--no-cache"], env=env, cwd=PROJECT_ROOT, text=True,
+                            capture_output=True, check=False)
+    wall = time.perf_counter() - started
+    (store / "pipeline_stdout.txt").write_text(result.stdout + result.stderr, encoding="utf-8")
+    if result.returncode != 0:
+        raise SystemExit(f"distill_intent failed (exit {result.returncode}); log: {store / 'pipeline_stdout.txt'}")
+    return wall
+
+
+def read_run(store: Path):
+    """The finished run in the throwaway store, and its per-step timing."""
+    os.environ["ZENML_CONFIG_PATH"] = str(store / "zenml")
+    from zenml.client import Client
+
+    from steps._context import COMPUTE_SECONDS
+
+    run = Client().get_pipeline("distill_intent").last_run
+    steps = {}
+    for name, step in run.steps.items():
+        steps[name] = {"wall_seconds": (step.end_time - step.start_time).total_seconds(),
+                       "compute_seconds": float(step.run_metadata.get(COMPUTE_SECONDS, 0.0))}
+    run_wall = (run.end_time - run.start_time).total_seconds()
+    return run, steps, run_wall
+
+
+def cached_kd_run(teacher_dir, dataset, teacher_labels, config, rows: int):
+    """One epoch of the pipeline's Stage 2 loop on cached logits; (samples/s, epoch seconds, student, batches)."""
+    from mangadistill.losses.kd import distillation_loss
+    from mangadistill.models.encoders import build_student, load_model_dir
+    from mangadistill.training.distill import task_from_dataset
+    from mangadistill.training.loop import make_loader, train_classifier
+
+    teacher, tokenizer = load_model_dir(teacher_dir)
+    student_config = config.student.model_copy(update={"vocab_size": None})  # same tokenizer as the online recipe
+    student = build_student(teacher, student_config)
+    task = task_from_dataset(dataset, teacher_labels)
+    task.train_texts, task.train_labels = task.train_texts[:rows], task.train_labels[:rows]
+    task.train_teacher_logits = task.train_teacher_logits[:rows]
+    task.val_texts, task.val_labels, task.val_teacher_logits = task.val_texts[:32], task.val_labels[:32], task.val_teacher_logits[:32]
+    training = student_config.training.model_copy(update={"epochs": 1})
+    result = train_classifier(student, tokenizer, task, distillation_loss(config.kd), training,
+                              temperature=config.kd.temperature, desc="cached-logits KD")
+    epoch = result.history[0]
+    batches = make_loader(tokenizer, task.train_texts, task.train_labels, training.max_length, training.batch_size,
+                          training.seed, shuffle=True)
+    return epoch["samples_per_sec"], epoch["epoch_seconds"], teacher, tokenizer, task, batches, student_config
+
+
+def training_flops(model, batches) -> float:
+    """Forward + backward FLOPs of one pass over `batches` (counted by torch, not estimated)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.train()
+    model.requires_grad_(True)  # a copy of the teacher the online recipe froze
+    counter = FlopCounterMode(display=False)
+    with counter:
+        for batch in batches:
+            inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
+            logits = model(**inputs).logits
+            torch.nn.functional.cross_entropy(logits, batch["labels"]).backward()
+            model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+def matmul_flops_per_second(n: int = 1024, seconds: float = 3.0) -> float:
+    """fp32 matmul FLOP/s this machine reaches now (n x n x n, torch's default threads)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - started)
+
+
+def summary_markdown(result: dict) -> str:
+    m, d = result["machine"], result["details"]
+    lines = [
+        "# Distillation benchmark",
+        "",
+        (f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['torch_threads']} torch threads, "
+         f"quantization preset {m['quantization_target']}, GPU: {m['gpu'] or 'none'}); torch {m['torch']}, "
+         f"onnxruntime {m['onnxruntime']}, Python {m['python']}. Command: `{result['command']}` "
+         f"(config `{result['config']}`)."),
+        "",
+        "| Measure | Value | Target | Met |",
+        "|---|---|---|---|",
+    ]
+    for key, value in result.items():
+        if key in ("machine", "details", "command", "config"):
+            continue
+        target = TARGETS.get(key)
+        met = "" if target is None else ("yes" if (value <= target[1] if target[0] == "<=" else value >= target[1]) else "no")
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"| `{key}` | {shown} | {'' if target is None else f'{target[0]} {target[1]:.4g}'} | {met} |")
+    lines += [
+        "",
+        "## Serving (from the pipeline's benchmark_serving step; same queries, one process)",
+        "",
+        d["serving"]["variant_table_md"],
+        f"Served variant: `{d['serving']['served_variant']}` ({d['serving']['served_reason']}).",
+        "",
+        "## Stage 2 training throughput (same rows, same teacher/student pair)",
+        "",
+        "| Recipe | samples/s |",
+        "|---|---|",
+        f"| cached teacher logits (pipeline loop: length-grouped dynamic padding) | {d['kd']['cached_samples_per_sec']:.1f} |",
+        f"| online teacher, HF Trainer + KDTrainer, padding to 64 (runbook 12.2) | {d['kd']['online_samples_per_sec']:.1f} |",
+        f"| one-off teacher labelling pass that the cache costs | {d['kd']['teacher_labelling_samples_per_sec']:.1f} |",
+        "",
+        (f"Rows: {d['kd']['rows']}; cached + its labelling pass for 1 epoch: "
+         f"{d['kd']['kd_speedup_one_epoch_with_labelling']:.2f}x the online recipe."),
+        "",
+        "## Compute and overhead",
+        "",
+        (f"- Training FLOPs of the cached-logits epoch (FlopCounterMode): {d['flops']['epoch_flops'] / 1e12:.3f} TFLOP "
+         f"in {d['flops']['epoch_seconds']:.1f} s = {d['flops']['achieved_flops_per_second'] / 1e9:.1f} GFLOP/s; fp32 "
+         f"matmul peak now: {d['flops']['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s."),
+        (f"- Pipeline run {d['pipeline']['run_wall_seconds']:.1f} s, of which steps' own work "
+         f"{d['pipeline']['compute_seconds']:.1f} s; CLI process {d['pipeline']['process_wall_seconds']:.1f} s "
+         f"(process-level overhead share {d['pipeline']['process_overhead_share']:.3f})."),
+        "",
+        "| Step | wall s | own work s |",
+        "|---|---|---|",
+        *[f"| {name} | {s['wall_seconds']:.1f} | {s['compute_seconds']:.1f} |" for name, s in d["pipeline"]["steps"].items()],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke config (minutes; numbers are not meaningful)")
+    parser.add_argument("--config", type=Path, help="distill_intent config (default: configs/distill_intent.yaml)")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks" / "results",
+                        help="folder for benchmark.json and summary.md (default: benchmarks/results)")
+    parser.add_argument("--kd-rows", type=int, default=1024, help="training rows for the throughput comparison")
+    args = parser.parse_args(argv)
+    config_path = args.config or PROJECT_ROOT / "configs" / ("distill_intent_smoke.yaml" if args.quick else "distill_intent.yaml")
+    sys.path.insert(0, str(PROJECT_ROOT))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    from mangadistill.config import DistillIntentConfig, load_config, resolve_relative_paths
+
+    config = resolve_relative_paths(load_config(config_path, DistillIntentConfig), config_path.parent)
+    store = Path(tempfile.mkdtemp(prefix="mangadistill-bench-"))
+    print(f"[1/3] distill_intent with {config_path.name} in {store} ...", flush=True)
+    process_wall = run_pipeline(config_path, store)
+    run, steps, run_wall = read_run(store)
+    serving = run.steps["benchmark_serving"].outputs["serving_report"][0].load()
+    dataset = run.steps["clean_intent_data"].outputs["intent_dataset"][0].load()
+    teacher_dir = run.steps["train_teacher"].outputs["teacher_model"][0].load()
+    teacher_labels = run.steps["label_with_teacher"].outputs["teacher_labels"][0].load()
+    compute = sum(s["compute_seconds"] for s in steps.values())
+
+    print("[2/3] Stage 2 throughput: cached logits vs online teacher ...", flush=True)
+    rows = min(args.kd_rows, len(dataset.texts("train")))
+    cached, epoch_seconds, teacher, tokenizer, task, batches, student_config = cached_kd_run(
+        teacher_dir, dataset, teacher_labels, config, rows)
+    from mangadistill.models.encoders import build_student
+    from mangadistill.training.loop import predict_logits
+
+    started = time.perf_counter()
+    predict_logits(teacher, tokenizer, task.train_texts, student_config.training.max_length)
+    labelling = rows / (time.perf_counter() - started)
+    from benchmarks.online_kd import online_kd_samples_per_second
+
+    online = online_kd_samples_per_second(teacher, build_student(teacher, student_config), tokenizer, task.train_texts,
+                                          task.train_labels.tolist(), temperature=config.kd.temperature,
+                                          alpha=config.kd.alpha)
+
+    print("[3/3] FLOP utilisation ...", flush=True)
+    flops = training_flops(build_student(teacher, student_config), batches)
+    peak = matmul_flops_per_second()
+    achieved = flops / epoch_seconds
+
+    result = {
+        "p95_ratio": serving["p95_ratio"],
+        "size_ratio": serving["size_ratio"],
+        "int8_accuracy_delta": serving["int8_accuracy_delta"],
+        "kd_speedup": cached / online,
+        "flops_utilization": achieved / peak,
+        "overhead_share": (run_wall - compute) / run_wall,
+        "command": "python benchmarks/run_benchmarks.py" + (" --quick" if args.quick else ""),
+        "config": str(config_path.relative_to(PROJECT_ROOT)) if config_path.is_relative_to(PROJECT_ROOT) else str(config_path),
+        "machine": machine(),
+        "details": {
+            "serving": serving,
+            "kd": {"rows": rows, "cached_samples_per_sec": cached, "online_samples_per_sec": online,
+                   "teacher_labelling_samples_per_sec": labelling,
+                   "kd_speedup_one_epoch_with_labelling": (rows / online) / (rows / cached + rows / labelling)},
+            "flops": {"epoch_flops": flops, "epoch_seconds": epoch_seconds, "achieved_flops_per_second": achieved,
+                      "matmul_flops_per_second": peak},
+            "pipeline": {"run_wall_seconds": run_wall, "compute_seconds": compute, "process_wall_seconds": process_wall,
+                         "process_overhead_share": (process_wall - compute) / process_wall, "steps": steps},
+        },
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "benchmark.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    (args.out / "summary.md").write_text(summary_markdown(result), encoding="utf-8")
+    for key in ("p95_ratio", "size_ratio", "int8_accuracy_delta", "kd_speedup", "flops_utilization", "overhead_share"):
+        print(f"{key:>22}: {result[key]:.4f}")
+    print(f"wrote {args.out / 'benchmark.json'} and {args.out / 'summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

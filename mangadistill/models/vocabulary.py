@@ -1,0 +1,109 @@
+"""Vocabulary trimming of a WordPiece (BERT-style) student: keep the pieces its traffic needs.
+
+The word-embedding matrix of a small BERT dominates its size (MiniLM: 30,522 x 384 = 11.7M of 22.7M
+parameters; 3 kept layers add only 5.3M). A shop assistant's queries use a few thousand pieces, so the
+student keeps, in the teacher's vocabulary order:
+
+1. the special tokens (``[PAD]``, ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``);
+2. every single-character piece and its ``##`` continuation, so any word still tokenises (into smaller
+   pieces) instead of becoming ``[UNK]``;
+3. every piece the training corpus uses, so the training rows tokenise exactly as with the full
+   vocabulary (WordPiece takes the longest matching prefix; no piece it chose is removed);
+4. the earliest remaining pieces of the vocabulary (WordPiece vocabularies list frequent pieces first)
+   until `size` pieces are kept. ``[unused*]`` placeholders are dropped.
+
+The embedding rows are copied, not retrained, so the trimmed student is the same function as before on
+any text whose pieces were all kept.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from mangadistill.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class VocabularyTrim:
+    """What trimming kept: sizes before and after, and how many pieces the corpus needed."""
+
+    original_size: int
+    kept_size: int
+    corpus_pieces: int
+    single_characters: int
+
+    def describe(self) -> str:
+        return (f"vocabulary {self.original_size} -> {self.kept_size} pieces "
+                f"({self.corpus_pieces} used by the training corpus, {self.single_characters} single characters)")
+
+
+def _is_single_character(piece: str) -> bool:
+    return len(piece.removeprefix("##")) == 1
+
+
+def select_vocabulary(tokenizer: PreTrainedTokenizerBase, corpus: Sequence[str], size: int) -> tuple[list[int], VocabularyTrim]:
+    """Ids of the pieces to keep, in the original order (see the module docstring for the rule)."""
+    vocab = tokenizer.get_vocab()
+    by_id = sorted(vocab.items(), key=lambda item: item[1])
+    special = set(tokenizer.all_special_ids)
+    characters = {i for piece, i in by_id if _is_single_character(piece)}
+    used: set[int] = set()
+    for ids in tokenizer(list(corpus), add_special_tokens=False)["input_ids"]:
+        used.update(ids)
+    required = special | characters | used
+    if size < len(required):
+        raise ConfigError(
+            f"student.vocab_size: {size} is below the {len(required)} pieces the training corpus and single "
+            f"characters need; raise it to at least {len(required)} or unset it"
+        )
+    keep = set(required)
+    for piece, i in by_id:
+        if len(keep) >= size:
+            break
+        if not piece.startswith("[unused"):
+            keep.add(i)
+    ids = sorted(keep)
+    return ids, VocabularyTrim(len(vocab), len(ids), len(used), len(characters))
+
+
+def trim_vocabulary(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, corpus: Sequence[str], size: int
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, VocabularyTrim]:
+    """Shrink `model`'s word embeddings and `tokenizer` to `size` pieces chosen by `select_vocabulary`.
+
+    Works for tokenizers that save a WordPiece ``vocab.txt`` (BERT, MiniLM, TinyBERT); others fail with
+    a `ConfigError` saying to unset ``student.vocab_size``.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or type(backend.model).__name__ != "WordPiece":
+        raise ConfigError(
+            f"student.vocab_size: trimming needs a WordPiece (BERT-style) tokenizer, not "
+            f"{type(tokenizer).__name__}; unset student.vocab_size"
+        )
+    keep, report = select_vocabulary(tokenizer, corpus, size)
+    by_id = {i: piece for piece, i in tokenizer.get_vocab().items()}
+    with tempfile.TemporaryDirectory(prefix="vocab-") as folder:
+        tokenizer.save_pretrained(folder)
+        Path(folder, "tokenizer.json").unlink(missing_ok=True)  # rebuilt from vocab.txt on load
+        settings_path = Path(folder, "tokenizer_config.json")
+        settings = json.loads(settings_path.read_text(encoding="utf-8"))
+        settings.pop("added_tokens_decoder", None)  # it pins the special tokens to their old ids
+        settings_path.write_text(json.dumps(settings), encoding="utf-8")
+        Path(folder, "vocab.txt").write_text("".join(by_id[i] + "\n" for i in keep), encoding="utf-8")
+        trimmed_tokenizer = AutoTokenizer.from_pretrained(folder)
+
+    old = model.get_input_embeddings()  # (V, H)
+    new = torch.nn.Embedding(len(keep), old.embedding_dim, padding_idx=trimmed_tokenizer.pad_token_id)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[torch.tensor(keep)])  # (V', H)
+    model.set_input_embeddings(new)
+    model.config.vocab_size = len(keep)
+    model.config.pad_token_id = trimmed_tokenizer.pad_token_id
+    return model, trimmed_tokenizer, report

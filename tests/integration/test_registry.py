@@ -1,0 +1,81 @@
+"""Registering PyTorch and ONNX classifiers in a real SQLite MLflow registry and serving them as pyfuncs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mangadistill.export.onnx import export_onnx, quantize_dynamic_int8, serving_copy
+from mangadistill.registry.register import find_version_by_tag, model_format, register_classifier
+from tests.tiny_models import tiny_classifier
+
+LABELS = ["order_status", "recommendation", "out_of_scope"]
+TEXTS = ["where is my order MA-123456?", "recommend a dark fantasy manga"]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("registry")
+    pytorch, _, _ = tiny_classifier(root / "torch", LABELS, role="teacher")
+    bundle = export_onnx(pytorch, root / "bundle")
+    quantize_dynamic_int8(bundle)
+    return pytorch, serving_copy(bundle, "onnx_int8_dynamic", root / "served")
+
+
+def _register(model_dir, name, source_id):
+    with mlflow.start_run():
+        return register_classifier(model_dir, name, source_id=source_id, tags={"role": model_dir.card["role"]})
+
+
+@pytest.fixture(scope="module")
+def registered(model_dirs):
+    pytorch, onnx = model_dirs
+    return _register(pytorch, "registry-test", "torch-1"), _register(onnx, "registry-test", "onnx-1")
+
+
+def test_each_format_registers_with_its_own_requirements(model_dirs, registered):
+    pytorch, onnx = model_dirs
+    assert model_format(pytorch) == "pytorch" and model_format(onnx) == "onnx"
+    torch_version, onnx_version = registered
+    assert (torch_version.version, onnx_version.version) == ("1", "2") and not onnx_version.reused
+    client = MlflowClient()
+    requirements = {}
+    for registered in (torch_version, onnx_version):
+        path = mlflow.pyfunc.get_model_dependencies(f"models:/registry-test/{registered.version}")
+        requirements[registered.version] = Path(path).read_text()
+    assert "torch==" in requirements["1"] and "onnxruntime==" not in requirements["1"]
+    assert "onnxruntime==" in requirements["2"] and "torch" not in requirements["2"]
+    # registering the same source again reuses the version
+    assert _register(onnx, "registry-test", "onnx-1").reused
+    assert find_version_by_tag(client, "registry-test", "source_id", "onnx-1") == "2"
+
+
+def test_pyfuncs_return_intent_and_confidence(registered):
+    for version in ("1", "2"):
+        model = mlflow.pyfunc.load_model(f"models:/registry-test/{version}")
+        out = model.predict(TEXTS)
+        assert list(out.columns) == ["intent", "confidence"] and len(out) == 2
+        assert set(out["intent"]) <= set(LABELS) and out["confidence"].between(1 / 3, 1.0).all()
+        single = model.predict(pd.DataFrame({"q": ["hi"]}))
+        assert len(single) == 1
+
+
+def test_onnx_pyfunc_loads_without_torch(registered):
+    code = (
+        "import json, sys, mlflow\n"
+        "m = mlflow.pyfunc.load_model('models:/registry-test/2')\n"
+        f"out = m.predict({TEXTS!r})\n"
+        "print(json.dumps({'intents': list(out['intent']), 'torch': 'torch' in sys.modules}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=dict(os.environ), cwd="/", capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    assert payload["torch"] is False and len(payload["intents"]) == 2
