@@ -11,6 +11,7 @@ from zenml import step
 
 from mangadistill.config import EmbeddingConfig
 from mangadistill.drift.features import add_query_features
+from steps._context import compute_timer
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,8 @@ def describe_queries(
     reference_predictions: pd.DataFrame, traffic_predictions: pd.DataFrame, config: EmbeddingConfig
 ) -> tuple[Annotated[pd.DataFrame, "reference_features"], Annotated[pd.DataFrame, "traffic_features"]]:
     """Length, word count, out-of-vocabulary rate and ``config.components`` embedding components per query."""
-    reference, traffic, info = add_query_features(reference_predictions, traffic_predictions, config)
+    with compute_timer():
+        reference, traffic, info = add_query_features(reference_predictions, traffic_predictions, config)
     logger.info("embeddings: %d dims -> %d components (%.1f%% of the reference variance)",
                 info["embedding_dim"], config.components, 100 * info["explained_variance"])
     mlflow.log_params({"embedding.model": config.model, "embedding.components": config.components})

@@ -11,7 +11,7 @@ from zenml.client import Client
 
 from mangadistill.config import ReferenceDataConfig
 from mangadistill.errors import DataError
-from steps._context import log_output_metadata
+from steps._context import compute_timer, log_output_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,9 @@ def load_reference_data(config: ReferenceDataConfig) -> tuple[
 ]:
     """Queries (``text``, ``label``) of the configured split of the reference dataset version, and its identity."""
     client = Client()
-    artifact = _dataset_artifact(client, config)
-    frame = artifact.load().split(config.split)[["text", "label"]].reset_index(drop=True)
+    with compute_timer():
+        artifact = _dataset_artifact(client, config)
+        frame = artifact.load().split(config.split)[["text", "label"]].reset_index(drop=True)
     producer = artifact.producer_pipeline_run_id
     source = {"artifact_version_id": str(artifact.id), "artifact_version": str(artifact.version),
               "split": config.split, "rows": len(frame),

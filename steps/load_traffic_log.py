@@ -11,7 +11,7 @@ from zenml import step
 
 from mangadistill.config import TrafficConfig
 from mangadistill.drift.traffic import load_traffic
-from steps._context import log_output_metadata
+from steps._context import compute_timer, log_output_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 @step(enable_cache=False, experiment_tracker=True)
 def load_traffic_log(config: TrafficConfig) -> Annotated[pd.DataFrame, "traffic_log"]:
     """``text`` (and ``label`` when every row has one); a file may change under the same path, hence no cache."""
-    frame, counts = load_traffic(config)
+    with compute_timer():
+        frame, counts = load_traffic(config)
     source = str(config.path) if config.path is not None else f"simulator(drift={config.simulator.drift})"
     logger.info("traffic log %s: %s", source, ", ".join(f"{k}={v}" for k, v in counts.items()))
     mlflow.log_params({"traffic.source": source, "traffic.labelled": "label" in frame.columns})

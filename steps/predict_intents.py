@@ -15,6 +15,7 @@ from zenml import step
 from mangadistill.config import ProductionModelConfig
 from mangadistill.drift.production import load_production_model, resolve_production_model
 from mangadistill.drift.production import predict_intents as predict
+from steps._context import compute_timer
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +29,13 @@ def predict_intents(
     Annotated[dict[str, Any], "production_model"],
 ]:
     """Resolve the production version (alias, else newest), load it, predict both sides with it."""
-    model = resolve_production_model(config)
-    logger.info("production model: %s, chosen by %s", model.uri, model.chosen_by)
-    pyfunc = load_production_model(model)
-    sides = [pd.concat([frame.reset_index(drop=True),
-                        predict(pyfunc, frame["text"].tolist(), batch_size=config.batch_size)], axis=1)
-             for frame in (reference_queries, traffic_log)]
+    with compute_timer():
+        model = resolve_production_model(config)
+        logger.info("production model: %s, chosen by %s", model.uri, model.chosen_by)
+        pyfunc = load_production_model(model)
+        sides = [pd.concat([frame.reset_index(drop=True),
+                            predict(pyfunc, frame["text"].tolist(), batch_size=config.batch_size)], axis=1)
+                 for frame in (reference_queries, traffic_log)]
     mlflow.log_params({"production_model.uri": model.uri, "production_model.chosen_by": model.chosen_by})
     mlflow.set_tag("production_model_uri", model.uri)
     return sides[0], sides[1], model.as_dict()

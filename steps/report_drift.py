@@ -13,7 +13,7 @@ from zenml.types import HTMLString
 
 from mangadistill.config import DriftDetectionConfig
 from mangadistill.drift.report import build_report, classification_quality, summarize
-from steps._context import log_output_metadata
+from steps._context import compute_timer, log_output_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +29,15 @@ def report_drift(
     config: DriftDetectionConfig,
 ) -> tuple[Annotated[HTMLString, "drift_report"], Annotated[dict[str, Any], "drift_summary"]]:
     """Per-column drift tests, the dataset verdict and (labelled logs) classification quality."""
-    snapshot, columns = build_report(reference_features, traffic_features, config)
-    results = json.loads(snapshot.json())  # plain JSON types (numpy values converted by Evidently's encoder)
+    with compute_timer():
+        snapshot, columns = build_report(reference_features, traffic_features, config)
+        results = json.loads(snapshot.json())  # plain JSON types (numpy values converted by Evidently's encoder)
+        html = snapshot.get_html_str(as_iframe=False)
     summary = summarize(results, columns, config.drift_share,
                         rows={"reference": len(reference_features), "current": len(traffic_features)})
     summary["quality"] = {"reference": classification_quality(reference_features),
                           "current": classification_quality(traffic_features)}
     summary.update(production_model=production_model, reference_source=reference_source)
-    html = snapshot.get_html_str(as_iframe=False)
     mlflow.log_text(html, REPORT_HTML)
     mlflow.log_dict(results, "drift/evidently_results.json")
     summary.update(report_uri=mlflow.get_artifact_uri(REPORT_HTML), mlflow_run_id=mlflow.active_run().info.run_id)

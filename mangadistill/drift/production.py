@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -74,29 +73,20 @@ def load_production_model(model: ProductionModel):
 
 
 def predict_intents(pyfunc, texts: Sequence[str], batch_size: int = 64) -> pd.DataFrame:
-    """Columns ``predicted_intent`` (str) and, when the model reports it, ``confidence`` (float)."""
-    parts = [as_predictions(pyfunc.predict(list(texts[start:start + batch_size])), len(texts[start:start + batch_size]))
-             for start in range(0, len(texts), batch_size)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"predicted_intent": []})
+    """Columns ``predicted_intent`` (str) and ``confidence`` (float), one row per text, in order."""
+    batches = [list(texts[start:start + batch_size]) for start in range(0, len(texts), batch_size)]
+    parts = [as_predictions(pyfunc.predict(batch), len(batch)) for batch in batches]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"predicted_intent": [], "confidence": []})
 
 
 def as_predictions(output, n_texts: int) -> pd.DataFrame:
-    """The registered pyfunc's output as ``predicted_intent`` (+ ``confidence``).
-
-    Contract: a DataFrame with columns ``intent`` (str) and ``confidence`` (top softmax probability).
-    TEMPORARY: versions registered before that contract return a plain list of labels; those are
-    accepted without a ``confidence`` column (the report then monitors the predicted intents only).
-    Remove the list branch once no such version is in use.
-    """
-    if isinstance(output, pd.DataFrame):
-        missing = {"intent", "confidence"} - set(output.columns)
-        if missing:
-            raise ModelLoadError(f"the production model returned columns {list(output.columns)}; expected "
-                                 "'intent' and 'confidence'")
-        frame = pd.DataFrame({"predicted_intent": output["intent"].astype(str).to_numpy(),
-                              "confidence": output["confidence"].astype(float).to_numpy()})
-    else:  # TEMPORARY: list of labels (see docstring)
-        frame = pd.DataFrame({"predicted_intent": [str(label) for label in np.asarray(output).tolist()]})
-    if len(frame) != n_texts:
-        raise ModelLoadError(f"the production model returned {len(frame)} predictions for {n_texts} queries")
-    return frame
+    """The registered pyfunc's output (a DataFrame with ``intent`` and ``confidence``, the top softmax
+    probability) as columns ``predicted_intent`` and ``confidence``."""
+    if not isinstance(output, pd.DataFrame) or not {"intent", "confidence"} <= set(output.columns):
+        found = list(output.columns) if isinstance(output, pd.DataFrame) else type(output).__name__
+        raise ModelLoadError(f"the production model returned {found}; expected a DataFrame with 'intent' and "
+                             "'confidence' (versions registered before that serving contract need registering again)")
+    if len(output) != n_texts:
+        raise ModelLoadError(f"the production model returned {len(output)} predictions for {n_texts} queries")
+    return pd.DataFrame({"predicted_intent": output["intent"].astype(str).to_numpy(),
+                         "confidence": output["confidence"].astype(float).to_numpy()})

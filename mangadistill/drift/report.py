@@ -11,7 +11,7 @@ word_count         numerical    whitespace-separated words
 oov_rate           numerical    share of words outside the encoder's WordPiece vocabulary
 emb_pc1..emb_pcK   numerical    sentence-embedding principal components (fitted on reference)
 predicted_intent   categorical  the production model's intent
-confidence         numerical    its top softmax probability (when the model reports it)
+confidence         numerical    its top softmax probability
 =================  ===========  =============================================================
 
 The dataset is flagged when the share of drifted columns reaches ``drift_share`` (Evidently's

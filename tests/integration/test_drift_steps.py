@@ -27,7 +27,14 @@ from mangadistill.data.cleaning import clean_and_split
 from mangadistill.data.loaders import load_rows
 from mangadistill.drift.production import resolve_production_model
 from mangadistill.errors import DataError, ModelLoadError
-from steps import describe_queries, load_reference_data, load_traffic_log, predict_intents, recommend_retraining, report_drift
+from steps import (
+    describe_queries,
+    load_reference_data,
+    load_traffic_log,
+    predict_intents,
+    recommend_retraining,
+    report_drift,
+)
 
 MODEL = "drift-test-intent"
 DETECTION = DriftDetectionConfig()  # the shipped defaults: drift share 0.3, TVD for intents, Evidently's others

@@ -68,20 +68,6 @@ def test_predictions_follow_the_dataframe_contract():
     assert frame.to_dict("list") == {"predicted_intent": ["price", "greeting"], "confidence": [0.9, 0.55]}
 
 
-def test_label_lists_of_older_versions_are_accepted_without_confidence():
-    frame = as_predictions(["price", "greeting"], 2)
-    assert list(frame.columns) == ["predicted_intent"] and frame["predicted_intent"].tolist() == ["price", "greeting"]
-
-
-@pytest.mark.parametrize(("output", "message"), [
-    (pd.DataFrame({"label": ["price"]}), "expected 'intent' and 'confidence'"),
-    (["price"], "returned 1 predictions for 2 queries"),
-])
-def test_unexpected_model_output_is_a_model_load_error(output, message):
-    with pytest.raises(ModelLoadError, match=message):
-        as_predictions(output, 2)
-
-
 def test_production_model_uri_and_record():
     model = ProductionModel("mangaassist-intent", "3", "alias 'production'", "distill_intent-run")
     assert model.uri == "models:/mangaassist-intent/3"
