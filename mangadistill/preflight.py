@@ -1,19 +1,26 @@
-"""Cheap checks run before a pipeline starts, so mistakes surface as one line, not a failed step."""
+"""Cheap checks run before a pipeline starts, so mistakes surface as one line, not a failed step.
+
+transformers and torch are imported only when a model reference is checked, after the file checks,
+so a wrong path or a malformed file is reported in about a second rather than after ~10 s of imports.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
-from transformers import AutoConfig
 
 from mangadistill.config import DistillIntentConfig, DriftReportConfig
 from mangadistill.errors import DataError, ModelLoadError
-from mangadistill.models.encoders import first_line, resolve_model_path
 
 
-def check_model_reference(key: str, model: str) -> AutoConfig:
-    """Load only the model's config (no weights) to prove the reference resolves offline."""
+def check_model_reference(key: str, model: str) -> Any:
+    """Load only the model's config (no weights) to prove the reference resolves offline; returns it."""
+    from transformers import AutoConfig
+
+    from mangadistill.models.encoders import first_line, resolve_model_path
+
     path = resolve_model_path(model)
     try:
         return AutoConfig.from_pretrained(path)
