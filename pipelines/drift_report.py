@@ -76,9 +76,9 @@ def summary(run: Any) -> list[Any]:
                      "with the model's own training data[/]")
     outputs_drifted = [c for c in ("predicted_intent", "confidence") if c in drift["drifted_columns"]]
     if outputs_drifted and reference["split"] == "train":
-        lines.append(f"[yellow]note: {', '.join(outputs_drifted)} drifted against the model's own training split, "
-                     "where it is more accurate and more confident than on any new queries; "
-                     "reference.split: gate compares with queries it never saw[/]")
+        lines.append(f"[yellow]note: part of the {' and '.join(outputs_drifted)} drift may come from comparing with "
+                     "the model's own training split, where it is more accurate and more confident than on any new "
+                     "queries; reference.split: gate compares with queries it never saw[/]")
     lines.append(f"[bold]{recommendation['reason']}[/]")
     lines.append(f"report: {drift['report_uri']}")
     lines.append(f"also in the MLflow UI (run {drift['mlflow_run_id']}, experiment drift_report, Artifacts tab) and "

@@ -46,6 +46,7 @@ def report_drift(
                         "monitored_columns": summary["n_columns"], "dataset_drift": float(summary["dataset_drift"]),
                         "tests_passed": summary["tests_passed"], "tests_failed": summary["tests_failed"],
                         **{f"drift_score_{row['column']}": row["score"] for row in summary["columns"]},
+                        **{f"drift_detected_{row['column']}": float(row["drifted"]) for row in summary["columns"]},
                         **{f"{side}_{key}": value for side, quality in summary["quality"].items() if quality
                            for key, value in quality.items()}})
     logger.info("drift: %d/%d columns drifted (share %.2f, threshold %.2f): %s; tests %d passed, %d failed; %s",

@@ -77,6 +77,7 @@ def test_report_metrics_and_recommendation_are_in_the_mlflow_run(mlflow_run, sto
     metrics = run.data.metrics
     assert 0.0 <= metrics["drift_share"] <= 1.0 and metrics["monitored_columns"] >= 8
     assert metrics["tests_passed"] + metrics["tests_failed"] > 8 and "drift_score_text" in metrics
+    assert metrics["drift_detected_oov_rate"] == 1.0 and "drift_detected_confidence" in metrics
     assert metrics["dataset_drift"] == 1.0 and run.data.tags["retrain_recommended"] == "true"
     assert run.data.tags["retrain_reason"].startswith("retrain: ")
     assert run.data.params["production_model.uri"] == "models:/mangaassist-intent/1"
