@@ -59,9 +59,9 @@ def build_report(reference: pd.DataFrame, current: pd.DataFrame, detection: Drif
     if len(reference) < 2 or len(current) < 2:
         raise DataError(f"a drift report needs at least 2 rows per side (reference {len(reference)}, "
                         f"current {len(current)})")
-    labelled = is_labelled(reference) and is_labelled(current)
+    labelled = is_labelled(reference) and is_labelled(current) and "predicted_intent" in columns
     numerical = [c for c in columns if c not in ("text", "predicted_intent")]
-    categorical = ["predicted_intent", *(["label"] if labelled else [])]
+    categorical = [c for c in columns if c == "predicted_intent"] + (["label"] if labelled else [])
     definition = DataDefinition(
         text_columns=["text"], numerical_columns=numerical, categorical_columns=categorical,
         classification=[MulticlassClassification(target="label", prediction_labels="predicted_intent")]
