@@ -72,7 +72,7 @@ def _print_summary(name: str, run, module) -> None:
         steps.add_row(step_name, str(step_run.status.value))
     console.print(steps)
     for renderable in module.summary(run):
-        console.print(renderable)
+        console.print(renderable, soft_wrap=isinstance(renderable, str))  # keep URIs and ids on one line
 
 
 def main(argv: list[str] | None = None) -> int:

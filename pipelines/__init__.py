@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mangadistill.config import DistillIntentConfig
+from mangadistill.config import DistillIntentConfig, DriftReportConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -44,6 +44,12 @@ PIPELINES: dict[str, PipelineEntry] = {
             "pipelines.distill_intent",
             DistillIntentConfig,
             "distil the fine-tuned intent teacher into a small student; track in MLflow; register it",
+        ),
+        PipelineEntry(
+            "drift_report",
+            "pipelines.drift_report",
+            DriftReportConfig,
+            "Evidently drift report: production traffic vs the training data; recommends retraining",
         ),
     )
 }

@@ -30,10 +30,15 @@ def mlflow_tracking_uri() -> str:
 
 
 def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, else None."""
+    """The database file of a ``sqlite:///`` URI (absolute; a relative one is relative to the cwd), else None.
+
+    SQLAlchemy's form: ``sqlite:///rel/path.db`` is relative, ``sqlite:////abs/path.db`` absolute. Taking
+    ``urlparse(uri).path`` instead gives ``//abs/path.db``, which POSIX keeps as a double-slash path whose
+    ``as_uri()`` (``file:////abs/...``) MLflow turns into ``file://abs/...``: artifacts then land in ``/path``.
+    """
     if not uri.startswith("sqlite:///"):
         return None
-    return Path(urlparse(uri).path)
+    return Path(urlparse(uri).path[1:]).absolute()
 
 
 def _tracker_config(uri: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 Runs the real CLI in a subprocess (from a foreign working directory), then inspects the real SQLite
 MLflow store: epoch metrics, events, figures, the registered version and its pyfunc in a fresh process.
+The stores and the first run are session fixtures (conftest.py), shared with the drift_report tests.
 """
 
 import json
@@ -17,35 +18,14 @@ from mlflow.tracking import MlflowClient
 from mangadistill.config import DistillIntentConfig, load_config
 from mangadistill.data.intents import MANGA_INTENTS
 from mangadistill.export.onnx import VARIANT_FILES
+from tests.e2e._cli import PROJECT_ROOT, SMOKE
+from tests.e2e._cli import run_cli as _run
 
 pytestmark = pytest.mark.e2e
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SMOKE = PROJECT_ROOT / "configs" / "distill_intent_smoke.yaml"
 MODEL = "mangaassist-intent"
 EPOCH_METRICS = ("loss_total", "loss_hard", "loss_kd", "grad_norm", "lr", "samples_per_sec", "val_accuracy",
                  "rare_class_recall", "refusal_precision", "teacher_entropy_mean", "student_entropy_mean")
-
-
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    env = {**os.environ, "ZENML_CONFIG_PATH": str(root / "zenml"),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "ZENML_ANALYTICS_OPT_IN": "false"}
-    return root, env
-
-
-def _run(env, cwd, *args, timeout=900):
-    return subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def first_run(stores):
-    root, env = stores
-    result = _run(env, root, "--pipeline", "distill_intent", "--config", str(SMOKE))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")
