@@ -25,13 +25,16 @@ def time_single_queries(
 
 
 def time_interleaved(
-    predictors: dict[str, Callable[[str], object]], queries: Sequence[str], n_timed: int, n_warmup: int
+    predictors: dict[str, Callable[[str], object]], queries: Sequence[str], n_timed: int, n_warmup: int,
+    block: int = 50,
 ) -> dict[str, np.ndarray]:
-    """Milliseconds per single-query call of several predictors, timed round-robin on the same queries.
+    """Milliseconds per single-query call of several predictors, timed in alternating blocks on the same queries.
 
-    Query i goes to every predictor before query i + 1, so a slow spell of the machine (another
-    process, a noisy neighbour) lands on all of them alike instead of on whichever ran then. The
-    garbage collector is paused while timing, as `timeit` does.
+    Each predictor answers `block` queries in turn (after a few untimed calls to re-warm its caches and
+    thread pool), then the next one does, until each has `n_timed` timings. A slow spell of the machine
+    (another process, a noisy neighbour) is thus spread over all predictors, while within a block each
+    runs as a dedicated server would, with its own weights in cache. The garbage collector is paused
+    while timing, as `timeit` does.
     """
     if not queries:
         raise ValueError("latency needs at least one query")
@@ -39,16 +42,20 @@ def time_interleaved(
         for predict_one in predictors.values():
             predict_one(queries[i % len(queries)])
     timings = {name: np.empty(n_timed) for name in predictors}
+    rewarm = min(5, n_warmup) if len(predictors) > 1 else 0
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for i in range(n_timed):
-            query = queries[i % len(queries)]
+        for start in range(0, n_timed, block):
             for name, predict_one in predictors.items():
-                start = time.perf_counter()
-                predict_one(query)
-                timings[name][i] = (time.perf_counter() - start) * 1e3
+                for i in range(rewarm):
+                    predict_one(queries[(start + i) % len(queries)])
+                for i in range(start, min(start + block, n_timed)):
+                    query = queries[i % len(queries)]
+                    began = time.perf_counter()
+                    predict_one(query)
+                    timings[name][i] = (time.perf_counter() - began) * 1e3
     finally:
         if was_enabled:
             gc.enable()

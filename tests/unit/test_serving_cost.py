@@ -40,8 +40,9 @@ def test_timing_helpers_call_the_predictor_on_cycled_queries():
     assert seen == ["a", "b", "a", "b", "c", "a"] and timings.shape == (4,) and (timings >= 0).all()
     calls = []
     both = time_interleaved({"x": lambda q: calls.append(("x", q)), "y": lambda q: calls.append(("y", q))},
-                            ["a", "b"], n_timed=2, n_warmup=0)
-    assert calls == [("x", "a"), ("y", "a"), ("x", "b"), ("y", "b")] and both["y"].shape == (2,)
+                            ["a", "b", "c"], n_timed=3, n_warmup=0, block=2)
+    assert calls == [("x", "a"), ("x", "b"), ("y", "a"), ("y", "b"), ("x", "c"), ("y", "c")]
+    assert both["y"].shape == (3,)
     batches = []
     qps = measure_throughput(batches.append, ["a", "b", "c"], batch_size=2, n_batches=3)
     assert batches[0] == ["a", "b"] and batches[1:] == [["a", "b"], ["c", "a"], ["b", "c"]] and qps > 0
