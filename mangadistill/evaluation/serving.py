@@ -97,7 +97,7 @@ def choose_served_variant(
         return "onnx_fp32", f"no INT8 variant within {config.max_int8_accuracy_drop} pt of fp32 ({worst})"
     best = min(allowed, key=lambda v: p95_ms[v])
     return best, (f"fastest INT8 variant (p95 {p95_ms[best]:.2f} ms) whose gate accuracy is within "
-                  f"{config.max_int8_accuracy_drop} pt of the fp32 student ({-drop[best]:+.2f} pt)")
+                  f"{config.max_int8_accuracy_drop} pt of the fp32 student ({0.0 - drop[best]:+.2f} pt)")
 
 
 def _fmt(value: float | None, pattern: str) -> str:
