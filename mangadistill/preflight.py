@@ -23,6 +23,11 @@ def check_model_reference(key: str, model: str) -> AutoConfig:
 
 def preflight(config: BaseModel) -> None:
     """Validate what the config points at: input files exist and models resolve."""
+    traffic = getattr(config, "traffic", None) or getattr(getattr(config, "shadow", None), "traffic", None)
+    if traffic is not None:  # promote_intent / monitor_intent: the traffic log must be readable and non-empty
+        from mangadistill.promotion.traffic import load_traffic
+
+        load_traffic(traffic)
     if not isinstance(config, DistillIntentConfig):
         return
     if config.data.path is not None and not Path(config.data.path).is_file():
