@@ -191,5 +191,6 @@ def act_on_triggers(client: MlflowClient, name: str, version: str, decision: Tri
         target = stages.version_in_stage(client, name, stages.LAST_KNOWN_GOOD)
         return {"action": "recommend", "rolled_back": False, "reason": decision.reason, "target": target}
     move = stages.rollback_production(client, name, decision.reason)
+    stages.flag_ungated_production(client, name)
     return {"action": "rollback", "rolled_back": True, "reason": decision.reason, "move": move.describe(),
             "restored": move.version, "replaced": move.replaced}

@@ -81,6 +81,8 @@ def _set_legacy_stage(client: MlflowClient, name: str, version: str, stage: str)
 
 def _mark(client: MlflowClient, name: str, version: str, stage: str, reason: str) -> None:
     """Mirror `stage` into the version's tag and legacy stage field, with when and why."""
+    if stage != PRODUCTION and FLAG_TAG in client.get_model_version(name, version).tags:
+        client.delete_model_version_tag(name, version, FLAG_TAG)  # the flag is about the production version
     client.set_model_version_tag(name, version, STAGE_TAG, stage)
     client.set_model_version_tag(name, version, "stage.changed_at", now())
     client.set_model_version_tag(name, version, "stage.reason", reason[:500])
@@ -219,6 +221,6 @@ def stage_table(client: MlflowClient, name: str) -> list[dict[str, str]]:
         held = ", ".join(alias for alias, version in current.items() if version == str(v.version))
         rows.append({"version": str(v.version), "role": v.tags.get("role", ""), "stage": v.tags.get(STAGE_TAG, NONE),
                      "aliases": held, "gates": "pass" if has_passing_gate_record(v.tags) else
-                     v.tags.get("gate.offline.decision", "-"), "rollout": v.tags.get("rollout.share", ""),
+                     v.tags.get("gate.offline.decision", "-"), "rollout": v.tags.get("rollout.stage", ""),
                      "flag": v.tags.get(FLAG_TAG, "")})
     return rows

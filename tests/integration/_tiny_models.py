@@ -34,6 +34,14 @@ def tiny_onnx_classifier(root: Path, seed: int) -> ModelDir:
     return serving_copy(export_onnx(pytorch, root / f"bundle-{seed}"), "onnx_fp32", root / f"served-{seed}")
 
 
+def use_experiment(name: str, artifacts: Path) -> None:
+    """Log to experiment `name` with its artifacts under `artifacts` (not ./mlruns of the working directory)."""
+    client = mlflow.MlflowClient()
+    if client.get_experiment_by_name(name) is None:
+        client.create_experiment(name, artifact_location=artifacts.as_uri())
+    mlflow.set_experiment(name)
+
+
 def register(model_dir: ModelDir, name: str, source_id: str, **tags: str) -> str:
     with mlflow.start_run():
         return register_classifier(model_dir, name, source_id=source_id, tags={**GOOD_TAGS, **tags}).version

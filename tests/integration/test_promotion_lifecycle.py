@@ -23,7 +23,7 @@ from steps import (
     rollback_production,
     select_candidate,
 )
-from tests.integration._tiny_models import register, tiny_onnx_classifier
+from tests.integration._tiny_models import register, tiny_onnx_classifier, use_experiment
 
 NAME = "lifecycle-test"
 SMOKE_PROMOTION = {
@@ -40,6 +40,7 @@ SMOKE_PROMOTION = {
 def registry(tmp_path_factory):
     root = tmp_path_factory.mktemp("lifecycle")
     first, second = tiny_onnx_classifier(root, 1), tiny_onnx_classifier(root, 2)
+    use_experiment("lifecycle-test", root / "artifacts")
     client = MlflowClient()
     versions = {
         "first": register(first, NAME, "first"),
