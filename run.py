@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         config = resolve_relative_paths(load_config(config_path, entry.config_model), config_path.parent)
         if args.version is not None:
             if "candidate_version" not in entry.config_model.model_fields:
-                print(f"error: --version applies to promote_intent and rollback_intent, not {args.pipeline}", file=sys.stderr)
+                print(f"error: --version applies to promote_intent and rollback_intent, not {args.pipeline}",
+                      file=sys.stderr)
                 return 2
             config = config.model_copy(update={"candidate_version": args.version})
         preflight(config)  # cheap checks (files exist, models load) before any pipeline starts

@@ -53,8 +53,9 @@ async def load_test(url: str, seconds: float, concurrency: int) -> dict:
     await asyncio.gather(*(_client(url, texts, k * 61, stop_at, results, errors, versions) for k in range(concurrency)))
     elapsed = time.perf_counter() - started
     latency = np.asarray(results) if results else np.asarray([float("nan")])
-    return {"url": url, "seconds": round(elapsed, 2), "concurrency": concurrency, "requests": len(results) + len(errors),
-            "ok": len(results), "errors": len(errors), "error_kinds": sorted(set(errors)),
+    return {"url": url, "seconds": round(elapsed, 2), "concurrency": concurrency,
+            "requests": len(results) + len(errors), "ok": len(results), "errors": len(errors),
+            "error_kinds": sorted(set(errors)),
             "throughput_rps": round(len(results) / elapsed, 1),
             "latency_p50_ms": round(float(np.percentile(latency, 50)), 2),
             "latency_p95_ms": round(float(np.percentile(latency, 95)), 2),

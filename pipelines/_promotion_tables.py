@@ -24,9 +24,12 @@ def trigger_table(title: str, report: dict[str, Any]):
     table = Table(title=title)
     for column in ("trigger", "approved", "observed", "limit", "rule", "result"):
         table.add_column(column)
-    fmt = lambda v: "n/a" if v is None else f"{v:.4g}"
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4g}"
+
     for t in report["triggers"]:
-        table.add_row(t["name"], fmt(t["baseline"]), fmt(t["observed"]), fmt(t["limit"]), t["rule"], t["status"].upper())
+        table.add_row(t["name"], fmt(t["baseline"]), fmt(t["observed"]), fmt(t["limit"]), t["rule"],
+                      t["status"].upper())
     return table
 
 
@@ -38,5 +41,5 @@ def stage_table(name: str, rows: list[dict[str, str]]):
     for column in ("version", "role", "aliases", "stage tag", "gate record", "rollout", "flag"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["version"], row["role"], row["aliases"], row["stage"], row["gates"], row["rollout"], row["flag"])
+        table.add_row(*(row[key] for key in ("version", "role", "aliases", "stage", "gates", "rollout", "flag")))
     return table

@@ -25,7 +25,8 @@ def promote_intent(config: PromoteIntentConfig) -> None:
 
 def run_outputs(run: Any) -> dict[str, Any]:
     step_outputs = {"select_candidate": "candidate", "bootstrap_teacher": "production_before",
-                    "gate_candidate": "offline_gates", "evaluate_shadow": "shadow_report", "advance_rollout": "promotion"}
+                    "gate_candidate": "offline_gates", "evaluate_shadow": "shadow_report",
+                    "advance_rollout": "promotion"}
     return {output: run.steps[step].outputs[output][0].load() for step, output in step_outputs.items()}
 
 
@@ -43,7 +44,8 @@ def summary(run: Any) -> list[Any]:
     from pipelines._promotion_tables import gate_table, stage_table
 
     outputs = run_outputs(run)
-    candidate, offline, shadow, promotion = (outputs[k] for k in ("candidate", "offline_gates", "shadow_report", "promotion"))
+    candidate, offline = outputs["candidate"], outputs["offline_gates"]
+    shadow, promotion = outputs["shadow_report"], outputs["promotion"]
     name, version = candidate["name"], candidate["version"]
     lines: list[Any] = []
     if outputs["production_before"].get("bootstrapped"):
@@ -58,7 +60,8 @@ def summary(run: Any) -> list[Any]:
         lines.append(gate_table(f"Shadow gates: version {version} vs production version {shadow['production_version']} "
                                 f"on {shadow['traffic']}", shadow))
         lines.append(f"event: {shadow['event']}")
-        lines.append(f"disagreement bucket ({int(shadow['metrics']['disagreements'])} rows): {shadow['disagreements_csv']}")
+        rows = int(shadow["metrics"]["disagreements"])
+        lines.append(f"disagreement bucket for human review ({rows} rows): {shadow['disagreements_csv']}")
     if promotion.get("rollout") is not None:
         lines.append(f"rollout: {promotion['rollout_note']} (now {promotion['rollout']})"
                      + (f"; PROMOTED {promotion['move']}" if promotion["promoted"] else ""))

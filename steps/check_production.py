@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Annotated, Any
 
 import mlflow
@@ -25,9 +26,10 @@ def check_production(config: MonitorIntentConfig) -> Annotated[dict[str, Any], "
         logger.warning("registry: %s", change)
     version, baseline, observed, traffic = observe_production(client, config.model_name, config)
     decision = check_triggers(config, baseline, observed)
-    mlflow.log_metrics({f"observed_{k}": v for k, v in observed.items() if v == v})
-    mlflow.log_dict({"version": version, "observed": observed, **decision.to_dict()}, f"monitor/triggers_v{version}.json")
+    mlflow.log_metrics({f"observed_{k}": v for k, v in observed.items() if not math.isnan(v)})
+    mlflow.log_dict({"version": version, "observed": observed, **decision.to_dict()},
+                    f"monitor/triggers_v{version}.json")
     logger.info("production version %s: %s", version, decision.reason)
     log_output_metadata({"version": version, "fired": decision.fired})
-    return {"model_name": config.model_name, "version": version, "observed": observed, "traffic": traffic.source, "traffic_counts": traffic.counts,
-            **decision.to_dict()}
+    return {"model_name": config.model_name, "version": version, "observed": observed, "traffic": traffic.source,
+            "traffic_counts": traffic.counts, **decision.to_dict()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,7 +42,7 @@ def evaluate_shadow(candidate: dict[str, Any], offline_gates: dict[str, Any],
             mlflow.log_artifact(str(Path(folder) / "quarantine.csv"), "shadow")
     mlflow.log_dict(result.event, "events/online_shadow_compare.json")
     mlflow.log_dict(result.decision.to_dict(), f"promotion/gate_record_v{version}_shadow.json")
-    mlflow.log_metrics({f"shadow_{k}": v for k, v in result.metrics.items() if v == v})
+    mlflow.log_metrics({f"shadow_{k}": v for k, v in result.metrics.items() if not math.isnan(v)})
     write_gate_record(client, name, version, result.decision,
                       f"runs:/{run_id}/promotion/gate_record_v{version}_shadow.json")
     logger.info("%s", json.dumps(result.event))

@@ -15,7 +15,9 @@ logger = logging.getLogger(__name__)
 
 
 @step(enable_cache=False, experiment_tracker=True)
-def rollback_production(model_name: str, reason: str, version: int | None = None) -> Annotated[dict[str, Any], "rollback"]:
+def rollback_production(
+    model_name: str, reason: str, version: int | None = None
+) -> Annotated[dict[str, Any], "rollback"]:
     """`version` (default: the last-known-good alias) becomes production; the current one is marked rolled_back."""
     client = MlflowClient()
     for change in stages.sync_stage_mirrors(client, model_name):
@@ -24,4 +26,5 @@ def rollback_production(model_name: str, reason: str, version: int | None = None
     logger.info("%s", move.describe())
     log_output_metadata({"restored": move.version, "replaced": move.replaced})
     return {"model_name": model_name, "restored": move.version, "replaced": move.replaced, "move": move.describe(),
-            "flags": stages.flag_ungated_production(client, model_name), "stages": stages.stage_table(client, model_name)}
+            "flags": stages.flag_ungated_production(client, model_name),
+            "stages": stages.stage_table(client, model_name)}

@@ -86,7 +86,8 @@ def evaluate_gate(name: str, spec: GateSpec, metrics: Mapping[str, object]) -> G
     if not spec.enabled:
         return GateRecord(name, spec.category, spec.metric, op, threshold, value, "skipped", "disabled in config")
     if value is None:
-        return GateRecord(name, spec.category, spec.metric, op, threshold, None, "fail", f"metric '{spec.metric}' missing")
+        missing = f"metric '{spec.metric}' missing"
+        return GateRecord(name, spec.category, spec.metric, op, threshold, None, "fail", missing)
     passed = value >= threshold if op == ">=" else value <= threshold
     return GateRecord(name, spec.category, spec.metric, op, threshold, value, "pass" if passed else "fail")
 

@@ -50,7 +50,8 @@ def select_candidate(client: MlflowClient, name: str, version: int | None = None
             raise CandidateError(f"{name} has no student version to promote; run `run.py --pipeline distill_intent` "
                                  "first, or pass --version N")
     candidate, number = chosen[-1], str(chosen[-1].version)
-    held = [alias for alias, version in stages.aliases(client, name).items() if version == number and alias in stages.STAGES]
+    held = [alias for alias, version in stages.aliases(client, name).items()
+            if version == number and alias in stages.STAGES]
     return {"name": name, "version": number, "tags": dict(candidate.tags),
             "stage": held[0] if held else candidate.tags.get(stages.STAGE_TAG, stages.NONE)}
 
@@ -150,7 +151,9 @@ def advance_rollout(client: MlflowClient, name: str, version: str, shadow_passed
 
 
 # --------------------------------------------------------------------------------------------- monitoring
-def observe_production(client: MlflowClient, name: str, config: MonitorIntentConfig) -> tuple[str, dict, dict, TrafficLog]:
+def observe_production(
+    client: MlflowClient, name: str, config: MonitorIntentConfig
+) -> tuple[str, dict, dict, TrafficLog]:
     """Score the production version on the labelled traffic log: quality metrics and warm single-query p95.
 
     Returns (version, its tags = the approved benchmark, observed metrics, the log).

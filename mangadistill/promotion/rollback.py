@@ -55,19 +55,19 @@ def _number(value: object) -> float | None:
 def evaluate_trigger(name: str, spec: TriggerSpec, baseline_tags: Mapping[str, object],
                      observed: Mapping[str, object]) -> TriggerRecord:
     baseline, value = _number(baseline_tags.get(spec.baseline_tag)), _number(observed.get(name))
-    if spec.max_drop_points is not None:
+    drop = spec.max_drop_points is not None
+    if drop:
         rule = f"drop > {spec.max_drop_points:g} pt"
         limit = None if baseline is None else baseline - spec.max_drop_points / 100
-        fires = lambda: value < limit - 1e-12
     else:
         rule = f"rise > {100 * spec.max_rise_fraction:g}%"
         limit = None if baseline is None else baseline * (1 + spec.max_rise_fraction)
-        fires = lambda: value > limit + 1e-12
     if not spec.enabled:
         return TriggerRecord(name, baseline, value, limit, rule, "skipped")
     if baseline is None or value is None:
         return TriggerRecord(name, baseline, value, limit, rule, "no data")
-    return TriggerRecord(name, baseline, value, limit, rule, "fired" if fires() else "ok")
+    fired = value < limit - 1e-12 if drop else value > limit + 1e-12  # exactly at the limit does not fire
+    return TriggerRecord(name, baseline, value, limit, rule, "fired" if fired else "ok")
 
 
 def evaluate_triggers(triggers: Mapping[str, TriggerSpec], baseline_tags: Mapping[str, object],

@@ -61,7 +61,9 @@ def _read_file(path: Path, source: str) -> pd.DataFrame:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 record = None
-            records.append(record if isinstance(record, dict) else {"text": "", "_invalid": f"invalid JSON on line {number}"})
+            if not isinstance(record, dict):
+                record = {"text": "", "_invalid": f"invalid JSON on line {number}"}  # kept, then quarantined
+            records.append(record)
         frame = pd.DataFrame.from_records(records)
     if "text" not in frame.columns:
         found = ", ".join(map(str, frame.columns)) or "nothing"
@@ -72,7 +74,8 @@ def _read_file(path: Path, source: str) -> pd.DataFrame:
 def load_traffic(config: TrafficConfig, known_labels: tuple[str, ...] | None = None) -> TrafficLog:
     """Read or simulate the log named by `config`; quarantine malformed rows; fail on an empty log."""
     if config.source == "simulated":
-        frame, source = simulate_traffic(config.n_rows, config.seed), f"simulated(n={config.n_rows}, seed={config.seed})"
+        frame = simulate_traffic(config.n_rows, config.seed)
+        source = f"simulated(n={config.n_rows}, seed={config.seed})"
     else:
         frame, source = _read_file(Path(config.path), config.source), str(config.path)
     if config.max_rows is not None:

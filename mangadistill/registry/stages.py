@@ -108,7 +108,7 @@ def move_to_staging(client: MlflowClient, name: str, version: str, reason: str) 
 
 
 def promote_to_production(client: MlflowClient, name: str, version: str, reason: str) -> StageMove:
-    """Point ``production`` at `version`; the replaced production version is archived and becomes ``last-known-good``."""
+    """Point ``production`` at `version`; the replaced one is archived and becomes ``last-known-good``."""
     version = str(version)
     previous = version_in_stage(client, name, PRODUCTION)
     if previous == version:
@@ -156,7 +156,8 @@ def rollback_production(client: MlflowClient, name: str, reason: str, target: st
 
 
 def _reset_last_known_good(client: MlflowClient, name: str, exclude: set[str]) -> None:
-    archived = [v for v in _versions(client, name) if v.tags.get(STAGE_TAG) == ARCHIVED and str(v.version) not in exclude]
+    archived = [v for v in _versions(client, name)
+                if v.tags.get(STAGE_TAG) == ARCHIVED and str(v.version) not in exclude]
     archived.sort(key=lambda v: (v.tags.get("production_since", ""), int(v.version)))
     if archived:
         client.set_registered_model_alias(name, LAST_KNOWN_GOOD, str(archived[-1].version))

@@ -35,7 +35,8 @@ class ServingMetrics:
                      "# TYPE intent_requests_total counter"]
             for (endpoint, status), count in sorted(self.requests.items()):
                 lines.append(f'intent_requests_total{{endpoint="{endpoint}",status="{status}"}} {count}')
-            lines += ["# HELP intent_predicted_texts_total Texts classified.", "# TYPE intent_predicted_texts_total counter",
+            lines += ["# HELP intent_predicted_texts_total Texts classified.",
+                      "# TYPE intent_predicted_texts_total counter",
                       f"intent_predicted_texts_total {self.texts}",
                       "# HELP intent_predict_latency_ms Latency of successful /predict requests (ms).",
                       "# TYPE intent_predict_latency_ms histogram"]

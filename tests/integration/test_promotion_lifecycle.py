@@ -6,6 +6,7 @@ last-known-good; an alias moved by hand (as in the UI) is honoured by the resolv
 """
 
 import json
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -83,8 +84,9 @@ def test_full_life_cycle(registry):
     staged = client.get_model_version(NAME, v2)
     assert stages.version_in_stage(client, NAME, stages.STAGING) == v2
     assert staged.tags["stage"] == "staging" and staged.current_stage == "Staging"
-    assert staged.tags["gate.offline.decision"] == "pass" and staged.tags["gate.offline.rollback_target"] == "1 >= 1 PASS"
-    record = json.loads(open(mlflow.artifacts.download_artifacts(staged.tags["gate.offline.record"])).read())
+    assert staged.tags["gate.offline.decision"] == "pass"
+    assert staged.tags["gate.offline.rollback_target"] == "1 >= 1 PASS"
+    record = json.loads(Path(mlflow.artifacts.download_artifacts(staged.tags["gate.offline.record"])).read_text())
     assert record["passed"] and {g["name"] for g in record["gates"]} >= {"accuracy", "cost_reduction", "observability"}
 
     # a third version with refusal precision under the threshold stays where it was, the gate named

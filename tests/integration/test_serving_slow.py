@@ -48,8 +48,9 @@ def test_mlflow_ui_shows_the_production_alias(store):  # noqa: F811
                 assert time.monotonic() < deadline and ui.poll() is None, "MLflow UI did not start"
                 time.sleep(1)
         production = str(client.get_registered_model(NAME).aliases["production"])
-        dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                              "--virtual-time-budget=15000", "--dump-dom", f"{base}/#/models/{NAME}"],
+        dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                              "--disable-background-networking", "--virtual-time-budget=15000", "--dump-dom",
+                              f"{base}/#/models/{NAME}"],
                              capture_output=True, text=True, timeout=120, check=False).stdout
         rows = {re.findall(r"Version (\d+)", row)[0]: row for row in dom.split('role="row"')
                 if re.findall(r"Version (\d+)", row)}

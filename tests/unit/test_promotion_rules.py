@@ -4,7 +4,14 @@ import math
 
 import pytest
 
-from mangadistill.config import GateSpec, MonitorIntentConfig, PromoteIntentConfig, RolloutConfig, TriggerSpec, parse_config
+from mangadistill.config import (
+    GateSpec,
+    MonitorIntentConfig,
+    PromoteIntentConfig,
+    RolloutConfig,
+    TriggerSpec,
+    parse_config,
+)
 from mangadistill.errors import ConfigError
 from mangadistill.promotion.gates import evaluate_gate, evaluate_gates
 from mangadistill.promotion.rollback import evaluate_triggers
@@ -19,7 +26,8 @@ AT_MOST = GateSpec(category="latency", metric="gate_latency_p95_ms", max=6.0)
     [
         (AT_LEAST, 0.93, "pass"), (AT_LEAST, 0.89, "pass"), (AT_LEAST, 0.8899, "fail"),
         (AT_LEAST, "0.95", "pass"),  # registry tags are strings
-        (AT_LEAST, None, "fail"), (AT_LEAST, float("nan"), "fail"), (AT_LEAST, "nan", "fail"), (AT_LEAST, "n/a", "fail"),
+        (AT_LEAST, None, "fail"), (AT_LEAST, float("nan"), "fail"), (AT_LEAST, "nan", "fail"),
+        (AT_LEAST, "n/a", "fail"),
         (AT_MOST, 5.0, "pass"), (AT_MOST, 6.0, "pass"), (AT_MOST, 6.01, "fail"), (AT_MOST, None, "fail"),
         (AT_LEAST.model_copy(update={"enabled": False}), 0.1, "skipped"),
         (AT_LEAST.model_copy(update={"enabled": False}), None, "skipped"),
@@ -43,7 +51,8 @@ def test_decision_names_every_failing_gate_and_writes_tags():
     assert "refusal_precision: 0.91 >= 0.94 FAIL" in decision.reason and "observability: missing" in decision.reason
     tags = decision.to_tags()
     assert tags["gate.offline.decision"] == "fail" and tags["gate.offline.accuracy"] == "0.93 >= 0.89 PASS"
-    assert tags["gate.offline.cold_start"].endswith("SKIPPED")  # off by default: a process start is not a Lambda cold start
+    # off by default: a new process's start is not a Lambda cold start
+    assert tags["gate.offline.cold_start"].endswith("SKIPPED")
     assert [g["name"] for g in decision.to_dict()["gates"]] == list(gates)
 
 

@@ -66,7 +66,8 @@ def test_body_size_limit_and_non_json(client):
     response = client.post("/predict", content=b'{"text": "' + b"a" * 600 + b'"}',
                            headers={"content-type": "application/json"})
     assert response.status_code == 413 and "limit is 500" in response.json()["error"]
-    assert client.post("/predict", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    broken = client.post("/predict", content=b"{not json", headers={"content-type": "application/json"})
+    assert broken.status_code == 422
 
 
 def test_health_and_metrics_report_version_and_counts(client):
