@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""MangaAssist distillation: run a pipeline, or open the MLflow UI on the project's store.
+"""MangaAssist distillation: run a pipeline, open the MLflow UI on the project's store, or serve a model.
 
-Exit codes: 0 success, 1 pipeline failed, 2 bad config, 3 bad data, 4 model does not load, 130 interrupted.
+Exit codes: 0 success, 1 pipeline failed, 2 bad config, 3 bad data, 4 model does not load, 5 a promotion
+gate failed (nothing promoted), 6 a rollback trigger fired, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=f"pipelines:\n{listing}\n\n"
         "MLflow store: $MLFLOW_TRACKING_URI if set, else sqlite:///<project>/mlruns/mlflow.db.\n"
         "ZenML store: ZenML's default, or $ZENML_CONFIG_PATH if set.\n"
-        "exit codes: 0 ok, 1 pipeline failed, 2 bad config, 3 bad data, 4 model does not load.",
+        "exit codes: 0 ok, 1 pipeline failed, 2 bad config, 3 bad data, 4 model does not load,\n"
+        "            5 a promotion gate failed (nothing promoted), 6 a rollback trigger fired.",
     )
     parser.add_argument("--pipeline", choices=sorted(PIPELINES), help="pipeline to run")
     parser.add_argument("--config", type=Path, help="YAML config (default: configs/<pipeline>.yaml)")
@@ -34,8 +36,31 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stack", metavar="NAME",
                         help="run on an existing ZenML stack with an MLflow tracker (default: create/use the local one)")
     parser.add_argument("--mlflow-ui", action="store_true", help="start the MLflow UI on the project's MLflow store")
-    parser.add_argument("--port", type=int, default=5000, help="port for --mlflow-ui (default 5000)")
+    parser.add_argument("--port", type=int, help="port for --mlflow-ui (default 5000) or --serve (default 8000)")
+    # promotion / serving (issue 5)
+    parser.add_argument("--version", type=int, metavar="N",
+                        help="promote_intent: the version to promote; rollback_intent: the version to restore")
+    parser.add_argument("--serve", choices=["intent"], help="serve the registry's production intent model over HTTP")
+    parser.add_argument("--host", default="127.0.0.1", help="address for --serve (default 127.0.0.1)")
+    parser.add_argument("--poll-seconds", type=float, default=2.0,
+                        help="--serve: how often the registry is checked for a new production version (default 2)")
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Serve `mangaassist-intent@production` with FastAPI/uvicorn until Ctrl+C (see mangadistill/serving)."""
+    import uvicorn
+
+    from mangadistill.serving.app import RegistryFollower, create_app
+    from pipelines.stack import mlflow_tracking_uri
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uri, port = mlflow_tracking_uri(), args.port or 8000
+    follower = RegistryFollower("mangaassist-intent", tracking_uri=uri, poll_seconds=args.poll_seconds)
+    print(f"serving mangaassist-intent@production from {uri} on http://{args.host}:{port} (Ctrl+C to stop)", flush=True)
+    uvicorn.run(create_app(follower), host=args.host, port=port, log_level="warning", access_log=False)
+    return 0
 
 
 def _mlflow_ui(port: int) -> int:
@@ -78,7 +103,9 @@ def _print_summary(name: str, run, module) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.mlflow_ui:
-        return _mlflow_ui(args.port)
+        return _mlflow_ui(args.port or 5000)
+    if args.serve:
+        return _serve(args)
     if not args.pipeline:
         _parser().print_help()
         return 2
@@ -89,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config_path = (args.config or entry.default_config).resolve()
         config = resolve_relative_paths(load_config(config_path, entry.config_model), config_path.parent)
+        if args.version is not None:
+            if "candidate_version" not in entry.config_model.model_fields:
+                print(f"error: --version applies to promote_intent and rollback_intent, not {args.pipeline}",
+                      file=sys.stderr)
+                return 2
+            config = config.model_copy(update={"candidate_version": args.version})
         preflight(config)  # cheap checks (files exist, models load) before any pipeline starts
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -114,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: pipeline {args.pipeline} failed: {exc}", file=sys.stderr)
         return 1
     _print_summary(args.pipeline, run, module)
-    return 0
+    return module.exit_code(run) if hasattr(module, "exit_code") else 0  # e.g. 5 when a promotion gate failed
 
 
 if __name__ == "__main__":

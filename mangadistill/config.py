@@ -394,6 +394,8 @@ def resolve_relative_paths(config: ConfigT, base: Path) -> ConfigT:
     """Make input file paths (`data.path`, `traffic.path`) absolute, relative to `base` (the config's folder)."""
     if isinstance(config, DriftReportConfig):
         return _resolve_traffic_path(config, base)
+    if not isinstance(config, DistillIntentConfig):  # other pipelines resolve their own paths
+        return config.resolve_paths(base) if hasattr(config, "resolve_paths") else config
     if config.data.path is None or config.data.path.is_absolute():
         return config
     data = config.data.model_copy(update={"path": (base / config.data.path).resolve()})
@@ -405,3 +407,179 @@ def _resolve_traffic_path(config: DriftReportConfig, base: Path) -> DriftReportC
         return config
     traffic = config.traffic.model_copy(update={"path": (base / config.traffic.path).resolve()})
     return config.model_copy(update={"traffic": traffic})
+
+
+# ------------------------------------------------------------------------- promotion, monitoring, rollback
+class GateSpec(StrictModel):
+    """One gate: a recorded metric that must be at least `min` or at most `max` (exactly one of them)."""
+
+    category: Literal["quality", "safety", "latency", "cost", "rollback", "observability", "shadow"] = Field(
+        description="Checklist category of runbook 15.1 (shadow: the online comparison of 15.2)."
+    )
+    metric: str = Field(min_length=1, description="Name of the metric the gate reads (e.g. a version tag gate_accuracy).")
+    min: float | None = Field(None, description="Pass when value >= min.")
+    max: float | None = Field(None, description="Pass when value <= max.")
+    enabled: bool = Field(True, description="Disabled gates are recorded as skipped, never failed.")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> GateSpec:
+        if (self.min is None) == (self.max is None):
+            raise ValueError(f"gate on '{self.metric}': set exactly one of min or max")
+        return self
+
+
+class TrafficConfig(StrictModel):
+    """A production-traffic log to replay: a user's CSV/JSONL file (`text`, optional `label`) or simulated traffic."""
+
+    source: Literal["simulated", "csv", "jsonl"] = Field(
+        "simulated", description="simulated: the bundled generator with its own seed; csv/jsonl: a traffic log file."
+    )
+    path: Path | None = Field(None, description="The log file for csv/jsonl (relative to the config file).")
+    n_rows: int = Field(400, ge=10, le=1_000_000, description="Simulated requests (simulated source only).")
+    seed: int = Field(2027, description="Simulator seed; differs from the training data's seed.")
+    max_rows: int | None = Field(None, ge=10, description="Replay at most this many rows (the first ones).")
+
+    @model_validator(mode="after")
+    def _path_matches_source(self) -> TrafficConfig:
+        if self.source == "simulated" and self.path is not None:
+            raise ValueError("path: only used with source csv or jsonl; remove it")
+        if self.source != "simulated" and self.path is None:
+            raise ValueError(f"path: required when source is '{self.source}'")
+        return self
+
+
+class LabelRolesConfig(StrictModel):
+    """Which intents count as refusals and as escalations/rare classes when traffic is scored."""
+
+    refusal_label: str = Field("out_of_scope", min_length=1, description="Intent answered with a refusal.")
+    escalation_labels: tuple[str, ...] = Field(
+        ("escalation",), min_length=1, description="Rare high-risk intents handed to a human (rare-class recall)."
+    )
+
+
+def _default_offline_gates() -> dict[str, GateSpec]:
+    return {
+        "accuracy": GateSpec(category="quality", metric="gate_accuracy", min=0.89),
+        "rare_class_recall": GateSpec(category="quality", metric="gate_rare_class_recall", min=0.80),
+        "refusal_precision": GateSpec(category="safety", metric="gate_refusal_precision", min=0.94),
+        "latency_p95": GateSpec(category="latency", metric="gate_latency_p95_ms", max=6.0),
+        # a new Python process to first prediction, not a Lambda cold start: recorded, not gated (configs/promote_intent.yaml)
+        "cold_start": GateSpec(category="latency", metric="gate_cold_start_ms", max=150.0, enabled=False),
+        "cost_reduction": GateSpec(category="cost", metric="cost_reduction", min=0.5),
+        "rollback_target": GateSpec(category="rollback", metric="rollback_target_available", min=1.0),
+        "observability": GateSpec(category="observability", metric="monitoring_baseline_complete", min=1.0),
+    }
+
+
+def _default_shadow_gates() -> dict[str, GateSpec]:
+    return {
+        "agreement": GateSpec(category="shadow", metric="agreement_rate", min=0.85),
+        "refusal_rate_shift": GateSpec(category="shadow", metric="refusal_rate_abs_delta", max=0.02),
+        "escalation_rate_shift": GateSpec(category="shadow", metric="escalation_rate_abs_delta", max=0.02),
+        "staging_latency_p95": GateSpec(category="shadow", metric="staging_p95_latency_ms", max=6.0),
+    }
+
+
+class ShadowConfig(StrictModel):
+    """Shadow evaluation (runbook 15.2, 11.4): replay traffic through production and staging, compare."""
+
+    traffic: TrafficConfig = TrafficConfig()
+    labels: LabelRolesConfig = LabelRolesConfig()
+    gates: dict[str, GateSpec] = Field(default_factory=_default_shadow_gates, description="Gates on the comparison.")
+    latency_warmup: int = Field(10, ge=0, le=10_000, description="Untimed queries per model before timing.")
+
+
+class RolloutConfig(StrictModel):
+    """The staged rollout plan of runbook 15.2, recorded on the version and advanced by the pipeline."""
+
+    plan: tuple[float, ...] = Field(
+        (0.05, 0.10, 0.25, 0.50, 1.0), min_length=1, description="Traffic shares, increasing, ending at 1.0."
+    )
+    steps_per_run: int | None = Field(
+        None, ge=1, le=100,
+        description="Rollout steps one passing shadow evaluation may advance; null walks the whole plan in one run.",
+    )
+
+    @model_validator(mode="after")
+    def _increasing_to_one(self) -> RolloutConfig:
+        plan = self.plan
+        if any(not 0.0 < share <= 1.0 for share in plan) or list(plan) != sorted(set(plan)) or plan[-1] != 1.0:
+            raise ValueError(f"plan: shares must be in (0, 1], strictly increasing and end at 1.0 (got {list(plan)})")
+        return self
+
+
+class PromoteIntentConfig(StrictModel):
+    """Config of the `promote_intent` pipeline: offline gates -> staging; shadow + rollout -> production."""
+
+    model_name: str = Field("mangaassist-intent", min_length=1, description="MLflow registered model.")
+    candidate_version: int | None = Field(
+        None, ge=1, description="Version to promote (run.py --version N); default: the newest student version."
+    )
+    bootstrap_teacher: bool = Field(
+        True, description="When nothing is in production, register the candidate's teacher and put it there first."
+    )
+    offline_gates: dict[str, GateSpec] = Field(
+        default_factory=_default_offline_gates, description="Classifier gates (runbook 6.9) and checklist (15.1)."
+    )
+    shadow: ShadowConfig = ShadowConfig()
+    rollout: RolloutConfig = RolloutConfig()
+
+    def resolve_paths(self, base: Path) -> PromoteIntentConfig:
+        traffic = _resolved_traffic(self.shadow.traffic, base)
+        return self.model_copy(update={"shadow": self.shadow.model_copy(update={"traffic": traffic})})
+
+
+class TriggerSpec(StrictModel):
+    """A rollback trigger of runbook 15.3: the observed metric moved past its approved-benchmark value."""
+
+    baseline_tag: str = Field(min_length=1, description="Version tag holding the approved benchmark value.")
+    max_drop_points: float | None = Field(None, ge=0.0, le=100.0, description="Fire when observed < baseline - this/100.")
+    max_rise_fraction: float | None = Field(None, ge=0.0, le=100.0, description="Fire when observed > baseline x (1 + this).")
+    enabled: bool = Field(True, description="Disabled triggers are recorded as skipped.")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> TriggerSpec:
+        if (self.max_drop_points is None) == (self.max_rise_fraction is None):
+            raise ValueError(f"trigger on '{self.baseline_tag}': set exactly one of max_drop_points or max_rise_fraction")
+        return self
+
+
+def _default_triggers() -> dict[str, TriggerSpec]:
+    return {
+        "rare_class_recall": TriggerSpec(baseline_tag="gate_rare_class_recall", max_drop_points=3.0),
+        "refusal_precision": TriggerSpec(baseline_tag="gate_refusal_precision", max_drop_points=2.0),
+        "latency_p95_ms": TriggerSpec(baseline_tag="gate_latency_p95_ms", max_rise_fraction=0.20),
+    }
+
+
+class MonitorIntentConfig(StrictModel):
+    """Config of the `monitor_intent` pipeline: rollback triggers (runbook 15.3) on a labelled traffic log."""
+
+    model_name: str = Field("mangaassist-intent", min_length=1, description="MLflow registered model.")
+    traffic: TrafficConfig = TrafficConfig()
+    labels: LabelRolesConfig = LabelRolesConfig()
+    triggers: dict[str, TriggerSpec] = Field(default_factory=_default_triggers, description="Keys name observed metrics.")
+    action: Literal["rollback", "recommend"] = Field(
+        "rollback", description="rollback: move production to last-known-good when a trigger fires; recommend: only record."
+    )
+    latency_queries: int = Field(200, ge=5, le=100_000, description="Timed single queries for the observed p95.")
+    latency_warmup: int = Field(20, ge=0, le=10_000, description="Untimed queries before timing.")
+
+    def resolve_paths(self, base: Path) -> MonitorIntentConfig:
+        return self.model_copy(update={"traffic": _resolved_traffic(self.traffic, base)})
+
+
+class RollbackIntentConfig(StrictModel):
+    """Config of the `rollback_intent` pipeline: move production back by hand."""
+
+    model_name: str = Field("mangaassist-intent", min_length=1, description="MLflow registered model.")
+    candidate_version: int | None = Field(
+        None, ge=1, description="Version to restore (run.py --version N); default: the last-known-good alias."
+    )
+    reason: str = Field("manual rollback", min_length=1, description="Recorded on both versions.")
+
+
+def _resolved_traffic(traffic: TrafficConfig, base: Path) -> TrafficConfig:
+    if traffic.path is None or traffic.path.is_absolute():
+        return traffic
+    return traffic.model_copy(update={"path": (base / traffic.path).resolve()})

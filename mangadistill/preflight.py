@@ -33,6 +33,11 @@ def preflight(config: BaseModel) -> None:
     if isinstance(config, DriftReportConfig):
         _preflight_drift_report(config)
         return
+    traffic = getattr(config, "traffic", None) or getattr(getattr(config, "shadow", None), "traffic", None)
+    if traffic is not None:  # promote_intent / monitor_intent: the traffic log must be readable and non-empty
+        from mangadistill.promotion.traffic import load_traffic
+
+        load_traffic(traffic)
     if not isinstance(config, DistillIntentConfig):
         return
     if config.data.path is not None and not Path(config.data.path).is_file():

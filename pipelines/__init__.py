@@ -12,7 +12,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mangadistill.config import DistillIntentConfig, DriftReportConfig
+from mangadistill.config import (
+    DistillIntentConfig,
+    DriftReportConfig,
+    MonitorIntentConfig,
+    PromoteIntentConfig,
+    RollbackIntentConfig,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -50,6 +56,24 @@ PIPELINES: dict[str, PipelineEntry] = {
             "pipelines.drift_report",
             DriftReportConfig,
             "Evidently drift report: production traffic vs the training data; recommends retraining",
+        ),
+        PipelineEntry(
+            "promote_intent",
+            "pipelines.promote_intent",
+            PromoteIntentConfig,
+            "gate a registered version -> staging; shadow + staged rollout -> production (old one archived)",
+        ),
+        PipelineEntry(
+            "monitor_intent",
+            "pipelines.monitor_intent",
+            MonitorIntentConfig,
+            "rollback triggers on a labelled traffic log; roll production back to last-known-good (or recommend)",
+        ),
+        PipelineEntry(
+            "rollback_intent",
+            "pipelines.rollback_intent",
+            RollbackIntentConfig,
+            "move production back by hand to last-known-good (or --version N)",
         ),
     )
 }

@@ -1,10 +1,16 @@
 """ZenML steps: thin adapters that call into `mangadistill` and log what they did."""
 
+from steps.act_on_triggers import act_on_triggers
+from steps.advance_rollout import advance_rollout
 from steps.benchmark_serving import benchmark_serving
+from steps.bootstrap_teacher import bootstrap_teacher
+from steps.check_production import check_production
 from steps.clean_intent_data import clean_intent_data
 from steps.describe_queries import describe_queries
 from steps.evaluate_models import evaluate_models
+from steps.evaluate_shadow import evaluate_shadow
 from steps.export_student import export_student
+from steps.gate_candidate import gate_candidate
 from steps.label_with_teacher import label_with_teacher
 from steps.load_intent_data import load_intent_data
 from steps.load_reference_data import load_reference_data
@@ -13,15 +19,23 @@ from steps.predict_intents import predict_intents
 from steps.recommend_retraining import recommend_retraining
 from steps.register_student import register_student
 from steps.report_drift import report_drift
+from steps.rollback_production import rollback_production
+from steps.select_candidate import select_candidate
 from steps.train_student import train_student
 from steps.train_teacher import train_teacher
 
 __all__ = [
+    "act_on_triggers",
+    "advance_rollout",
     "benchmark_serving",
+    "bootstrap_teacher",
+    "check_production",
     "clean_intent_data",
     "describe_queries",
     "evaluate_models",
+    "evaluate_shadow",
     "export_student",
+    "gate_candidate",
     "label_with_teacher",
     "load_intent_data",
     "load_reference_data",
@@ -30,6 +44,8 @@ __all__ = [
     "recommend_retraining",
     "register_student",
     "report_drift",
+    "rollback_production",
+    "select_candidate",
     "train_student",
     "train_teacher",
 ]

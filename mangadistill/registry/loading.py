@@ -1,0 +1,68 @@
+"""Load a registered version's classifier directly (ONNX or PyTorch), as `benchmark_serving` timed it.
+
+Shadow and monitoring compare latencies with the approved benchmark, so they run the same call the
+benchmark timed (tokenise + forward on one query) rather than the pyfunc wrapper (which adds pandas).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.models import Model
+
+from mangadistill.export.onnx import softmax
+from mangadistill.models.model_dir import ModelDir
+from mangadistill.registry.pyfunc import MODEL_ARTIFACT
+
+
+@dataclass
+class VersionClassifier:
+    """A registered version, loaded: `logits(texts)` -> (B, C) and its label names."""
+
+    name: str
+    version: str
+    labels: list[str]
+    model_format: str
+    logits: object  # Callable[[list[str]], np.ndarray]
+
+    def predict(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        """Intent and top-class probability per text."""
+        probabilities = softmax(np.asarray(self.logits(texts), dtype=np.float64))  # (B, C)
+        return [self.labels[i] for i in probabilities.argmax(-1)], probabilities.max(-1)
+
+
+def download_model_dir(name: str, version: str, dst: str | Path | None = None) -> ModelDir:
+    """The classifier folder logged with a registered version (downloaded from the artifact store)."""
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}",
+                                                     dst_path=None if dst is None else str(dst)))
+    artifacts = Model.load(str(local)).flavors["python_function"]["artifacts"]
+    return ModelDir(str(local / artifacts[MODEL_ARTIFACT]["path"]))
+
+
+def load_version_classifier(name: str, version: str, num_threads: int | None = None) -> VersionClassifier:
+    """Load version `version` of `name` for timing and scoring (onnxruntime or torch, as registered)."""
+    model_dir = download_model_dir(name, version)
+    card = model_dir.card
+    if card.get("format") == "onnx":
+        from mangadistill.export.onnx import OnnxClassifier
+
+        classifier = OnnxClassifier(model_dir.path, num_threads=num_threads)
+        return VersionClassifier(name, str(version), classifier.labels, "onnx", classifier.logits)
+    import torch
+
+    from mangadistill.models.encoders import load_model_dir
+
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    model, tokenizer = load_model_dir(model_dir)
+    max_length = int(card["max_length"])
+
+    @torch.inference_mode()
+    def logits(texts: list[str]) -> np.ndarray:
+        batch = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        return model(**batch).logits.float().numpy()
+
+    return VersionClassifier(name, str(version), list(card["labels"]), "pytorch", logits)

@@ -1,0 +1,1 @@
+"""HTTP serving of the registry's production intent classifier (FastAPI), following stage changes live."""

@@ -1,0 +1,122 @@
+"""The intent service in a real uvicorn process on loopback, following a real SQLite MLflow registry.
+
+Moving the `production` alias with MlflowClient (what the MLflow UI does) changes the served version
+within 10 s, without a restart and without a failed request; /health, /metrics and 4xx errors over HTTP.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mangadistill.registry import stages
+from tests.integration._tiny_models import register, tiny_onnx_classifier, use_experiment
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+NAME = "mangaassist-intent"  # what `run.py --serve intent` serves
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A registry of its own with two versions, version 1 in production."""
+    root = tmp_path_factory.mktemp("serving")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        use_experiment("serving-test", root / "artifacts")
+        v1 = register(tiny_onnx_classifier(root, 1), NAME, "one")
+        v2 = register(tiny_onnx_classifier(root, 2), NAME, "two")
+        client = MlflowClient(uri)
+        stages.promote_to_production(client, NAME, v1, "test")
+    finally:
+        mlflow.set_tracking_uri(previous)
+        mlflow.set_experiment("Default")  # do not leave this store's experiment active for later tests
+    return uri, client, v1, v2
+
+
+def start_server(uri: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    return subprocess.Popen([sys.executable, str(PROJECT_ROOT / "run.py"), "--serve", "intent", "--port", str(port),
+                             "--poll-seconds", "1"], env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 180.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            response = httpx.get(f"{base}/health", timeout=5)
+            if response.status_code == 200:
+                return response.json()
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited: {server.stdout.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("server did not become healthy")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def server(store):
+    uri, client, v1, v2 = store
+    port = free_port()
+    process = start_server(uri, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, process)
+        yield base, client, v1, v2
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+
+
+def test_serves_production_and_follows_an_alias_moved_by_hand(server):
+    base, client, v1, v2 = server
+    first = httpx.post(f"{base}/predict", json={"text": "where is my order MA-123456?"}, timeout=10)
+    assert first.status_code == 200 and first.json()["model_version"] == v1
+    assert 0.0 < first.json()["confidence"] <= 1.0 and first.json()["intent"]
+    health = httpx.get(f"{base}/health", timeout=5).json()
+    assert health["model_version"] == v1 and health["status"] == "ok" and health["gate_record"] == "missing"
+
+    client.set_registered_model_alias(NAME, "production", v2)  # what the MLflow UI's alias editor does
+    moved, versions, statuses = time.monotonic(), [], []
+    while time.monotonic() - moved < 10.0:
+        response = httpx.post(f"{base}/predict", json={"texts": ["recommend a dark fantasy manga", "hi"]}, timeout=10)
+        statuses.append(response.status_code)
+        versions.append(response.json().get("model_version"))
+        if versions[-1] == v2:
+            break
+        time.sleep(0.2)
+    elapsed = time.monotonic() - moved
+    assert versions[-1] == v2, f"still serving {versions[-1]} {elapsed:.1f} s after the alias moved"
+    assert set(statuses) == {200}  # no failed request during the swap
+    metrics = httpx.get(f"{base}/metrics", timeout=5).text
+    assert f'intent_model_info{{name="{NAME}",version="{v2}",stage="production"}} 1' in metrics
+    assert "intent_model_swaps_total 1" in metrics
+    assert 'intent_requests_total{endpoint="/predict",status="200"}' in metrics
+    assert "intent_predict_latency_ms_bucket" in metrics
+
+
+def test_bad_requests_are_4xx_over_http(server):
+    base = server[0]
+    too_many = httpx.post(f"{base}/predict", json={"texts": ["hi"] * 65}, timeout=10)
+    assert too_many.status_code == 413 and "limit is 64" in too_many.json()["error"]
+    assert httpx.post(f"{base}/predict", json={"text": ""}, timeout=10).status_code == 422
+    assert httpx.post(f"{base}/predict", content=b"nope", headers={"content-type": "application/json"},
+                      timeout=10).status_code == 422
+    assert httpx.get(f"{base}/predict", timeout=10).status_code == 405
