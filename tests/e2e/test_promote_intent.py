@@ -8,8 +8,6 @@ to a named version; an empty traffic log -> one-line error, exit 3.
 """
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from mangadistill.data.synthetic import generate_intent_dataset
 from mangadistill.registry import stages
+from tests.e2e._cli import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -26,9 +25,7 @@ CONFIGS = PROJECT_ROOT / "configs"
 MODEL = "mangaassist-intent"
 
 
-def _run(env, cwd, *args, timeout=900):
-    return subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+_run = run_cli
 
 
 def _out(result) -> str:

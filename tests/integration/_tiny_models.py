@@ -5,15 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
-import torch
-from transformers import BertConfig, BertForSequenceClassification
 
-from mangadistill.config import PACKAGED_MINILM
 from mangadistill.data.intents import MANGA_INTENTS
 from mangadistill.export.onnx import export_onnx, serving_copy
-from mangadistill.models.encoders import load_tokenizer, resolve_model_path, save_model_dir
 from mangadistill.models.model_dir import ModelDir
 from mangadistill.registry.register import register_classifier
+from tests.tiny_models import tiny_classifier
 
 #: Tags a promotable student carries (what distill_intent's register_student writes), passing the default gates.
 GOOD_TAGS = {"role": "student", "served_variant": "onnx_fp32", "gate_accuracy": "0.9300", "gate_macro_f1": "0.9200",
@@ -24,13 +21,7 @@ GOOD_TAGS = {"role": "student", "served_variant": "onnx_fp32", "gate_accuracy": 
 
 def tiny_onnx_classifier(root: Path, seed: int) -> ModelDir:
     """A 1-layer, 32-wide BERT over the MiniLM vocabulary with the ten MangaAssist intents, as an ONNX folder."""
-    tokenizer = load_tokenizer(resolve_model_path(PACKAGED_MINILM))
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, num_labels=len(MANGA_INTENTS))
-    model = BertForSequenceClassification(config).eval()
-    pytorch = save_model_dir(model, tokenizer, root / f"torch-{seed}", role="student", labels=list(MANGA_INTENTS),
-                             max_length=32)
+    pytorch, _, _ = tiny_classifier(root / f"torch-{seed}", list(MANGA_INTENTS), seed=seed)
     return serving_copy(export_onnx(pytorch, root / f"bundle-{seed}"), "onnx_fp32", root / f"served-{seed}")
 
 
