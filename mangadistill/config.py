@@ -552,6 +552,17 @@ def _default_triggers() -> dict[str, TriggerSpec]:
     }
 
 
+class MonitorDriftConfig(StrictModel):
+    """Drift input to monitoring: the newest `drift_report` run's drift share -> a retraining recommendation."""
+
+    enabled: bool = Field(True, description="Read the newest drift report and recommend retraining above the threshold.")
+    experiment: str = Field("drift_report", min_length=1, description="MLflow experiment of the drift_report runs.")
+    max_drift_share: float = Field(
+        0.3, gt=0.0, le=1.0, description="Recommend retraining at or above this share of drifted columns."
+    )
+    max_age_hours: float = Field(168.0, gt=0.0, description="An older report is reported as stale, not acted on.")
+
+
 class MonitorIntentConfig(StrictModel):
     """Config of the `monitor_intent` pipeline: rollback triggers (runbook 15.3) on a labelled traffic log."""
 
@@ -562,6 +573,7 @@ class MonitorIntentConfig(StrictModel):
     action: Literal["rollback", "recommend"] = Field(
         "rollback", description="rollback: move production to last-known-good when a trigger fires; recommend: only record."
     )
+    drift: MonitorDriftConfig = MonitorDriftConfig()
     latency_queries: int = Field(200, ge=5, le=100_000, description="Timed single queries for the observed p95.")
     latency_warmup: int = Field(20, ge=0, le=10_000, description="Untimed queries before timing.")
 

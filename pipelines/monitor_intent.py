@@ -1,4 +1,5 @@
-"""`monitor_intent`: score production on a labelled traffic log; on a rollback trigger, roll back (or recommend)."""
+"""`monitor_intent`: score production on a labelled traffic log; on a rollback trigger, roll back (or recommend);
+beside it, recommend retraining when the newest drift report drifted past the threshold."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from zenml import pipeline
 
 from mangadistill.config import MonitorIntentConfig
-from steps import act_on_triggers, check_production
+from steps import act_on_triggers, check_drift, check_production
 
 #: run.py exit code when a rollback trigger fired (whether production was rolled back or it was only recommended).
 TRIGGER_FIRED = 6
@@ -15,14 +16,16 @@ TRIGGER_FIRED = 6
 
 @pipeline
 def monitor_intent(config: MonitorIntentConfig) -> None:
-    """Rollback triggers of runbook 15.3 against the production version's approved benchmark."""
+    """Rollback triggers of runbook 15.3 against the production version's approved benchmark, and drift."""
     report = check_production(config=config)
     act_on_triggers(report, model_name=config.model_name, action=config.action)
+    check_drift(config=config.drift, model_name=config.model_name)
 
 
 def run_outputs(run: Any) -> dict[str, Any]:
     return {"trigger_report": run.steps["check_production"].outputs["trigger_report"][0].load(),
-            "monitor_action": run.steps["act_on_triggers"].outputs["monitor_action"][0].load()}
+            "monitor_action": run.steps["act_on_triggers"].outputs["monitor_action"][0].load(),
+            "drift_check": run.steps["check_drift"].outputs["drift_check"][0].load()}
 
 
 def exit_code(run: Any) -> int:
@@ -45,5 +48,7 @@ def summary(run: Any) -> list[Any]:
     elif action["action"] == "recommend":
         lines.append(f"RECOMMENDATION: roll back to version {action.get('target') or '(no last-known-good)'}; "
                      "production left as is (action: recommend)")
+    drift = outputs["drift_check"]
+    lines.append(f"drift ({drift['status']}): {'RETRAIN RECOMMENDED: ' if drift['retrain'] else ''}{drift['reason']}")
     lines.append(stage_table(report["model_name"], action["stages"]))
     return lines

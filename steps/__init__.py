@@ -4,6 +4,7 @@ from steps.act_on_triggers import act_on_triggers
 from steps.advance_rollout import advance_rollout
 from steps.benchmark_serving import benchmark_serving
 from steps.bootstrap_teacher import bootstrap_teacher
+from steps.check_drift import check_drift
 from steps.check_production import check_production
 from steps.clean_intent_data import clean_intent_data
 from steps.describe_queries import describe_queries
@@ -29,6 +30,7 @@ __all__ = [
     "advance_rollout",
     "benchmark_serving",
     "bootstrap_teacher",
+    "check_drift",
     "check_production",
     "clean_intent_data",
     "describe_queries",

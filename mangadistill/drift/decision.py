@@ -1,7 +1,7 @@
 """Whether drift warrants retraining: a pure function of a drift summary, with the reason written out.
 
-The monitoring job (`monitor_intent`) is meant to call `retraining_recommendation` beside its rollback
-triggers; `drift_report` records the same recommendation with every report.
+`drift_report` records the recommendation with every report; the monitoring job (`monitor_intent`)
+applies it to the newest report beside its rollback triggers (`mangadistill.drift.latest`).
 """
 
 from __future__ import annotations
