@@ -428,7 +428,7 @@ class GateSpec(StrictModel):
         return self
 
 
-class TrafficConfig(StrictModel):
+class ReplayTrafficConfig(StrictModel):
     """A production-traffic log to replay: a user's CSV/JSONL file (`text`, optional `label`) or simulated traffic."""
 
     source: Literal["simulated", "csv", "jsonl"] = Field(
@@ -440,7 +440,7 @@ class TrafficConfig(StrictModel):
     max_rows: int | None = Field(None, ge=10, description="Replay at most this many rows (the first ones).")
 
     @model_validator(mode="after")
-    def _path_matches_source(self) -> TrafficConfig:
+    def _path_matches_source(self) -> ReplayTrafficConfig:
         if self.source == "simulated" and self.path is not None:
             raise ValueError("path: only used with source csv or jsonl; remove it")
         if self.source != "simulated" and self.path is None:
@@ -483,7 +483,7 @@ def _default_shadow_gates() -> dict[str, GateSpec]:
 class ShadowConfig(StrictModel):
     """Shadow evaluation (runbook 15.2, 11.4): replay traffic through production and staging, compare."""
 
-    traffic: TrafficConfig = TrafficConfig()
+    traffic: ReplayTrafficConfig = ReplayTrafficConfig()
     labels: LabelRolesConfig = LabelRolesConfig()
     gates: dict[str, GateSpec] = Field(default_factory=_default_shadow_gates, description="Gates on the comparison.")
     latency_warmup: int = Field(10, ge=0, le=10_000, description="Untimed queries per model before timing.")
@@ -567,7 +567,7 @@ class MonitorIntentConfig(StrictModel):
     """Config of the `monitor_intent` pipeline: rollback triggers (runbook 15.3) on a labelled traffic log."""
 
     model_name: str = Field("mangaassist-intent", min_length=1, description="MLflow registered model.")
-    traffic: TrafficConfig = TrafficConfig()
+    traffic: ReplayTrafficConfig = ReplayTrafficConfig()
     labels: LabelRolesConfig = LabelRolesConfig()
     triggers: dict[str, TriggerSpec] = Field(default_factory=_default_triggers, description="Keys name observed metrics.")
     action: Literal["rollback", "recommend"] = Field(
@@ -591,7 +591,7 @@ class RollbackIntentConfig(StrictModel):
     reason: str = Field("manual rollback", min_length=1, description="Recorded on both versions.")
 
 
-def _resolved_traffic(traffic: TrafficConfig, base: Path) -> TrafficConfig:
+def _resolved_traffic(traffic: ReplayTrafficConfig, base: Path) -> ReplayTrafficConfig:
     if traffic.path is None or traffic.path.is_absolute():
         return traffic
     return traffic.model_copy(update={"path": (base / traffic.path).resolve()})

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mangadistill.config import TrafficConfig
+from mangadistill.config import ReplayTrafficConfig
 from mangadistill.errors import DataError
 
 
@@ -71,7 +71,7 @@ def _read_file(path: Path, source: str) -> pd.DataFrame:
     return frame
 
 
-def load_traffic(config: TrafficConfig, known_labels: tuple[str, ...] | None = None) -> TrafficLog:
+def load_traffic(config: ReplayTrafficConfig, known_labels: tuple[str, ...] | None = None) -> TrafficLog:
     """Read or simulate the log named by `config`; quarantine malformed rows; fail on an empty log."""
     if config.source == "simulated":
         frame = simulate_traffic(config.n_rows, config.seed)

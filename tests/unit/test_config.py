@@ -93,3 +93,15 @@ def test_relative_data_path_resolves_against_the_config_folder(tmp_path):
     config = parse_config({"data": {"source": "csv", "path": "rows.csv"}}, DistillIntentConfig)
     resolved = resolve_relative_paths(config, tmp_path)
     assert resolved.data.path == (tmp_path / "rows.csv").resolve()
+
+
+def test_config_class_names_are_unique():
+    """Two config classes with one name silently shadow each other (ZenML then rejects step inputs)."""
+    import ast
+    from pathlib import Path
+
+    import mangadistill.config as config_module
+
+    tree = ast.parse(Path(config_module.__file__).read_text(encoding="utf-8"))
+    names = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
