@@ -8,6 +8,7 @@ stage's job, so that they are counted and quarantined rather than lost.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -46,22 +47,36 @@ def read_csv(path: Path) -> pd.DataFrame:
     return _as_text_frame(frame, path)
 
 
-def read_jsonl(path: Path) -> pd.DataFrame:
-    """Read a JSON-lines file of objects with ``text`` and ``label``; bad lines are kept as empty rows."""
-    _require_file(path)
-    records: list[dict[str, str]] = []
+def iter_json_objects(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
+    """``(line number, object, problem)`` for every non-blank line of a JSON-lines file.
+
+    A line that is not a JSON object gives ``None`` and a short problem ("not JSON (...)", "not a JSON
+    object"); callers decide what it means (quarantine the row, or stop naming the line). None is skipped.
+    """
     with path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
-                record = None
-            if not isinstance(record, dict):
-                # Kept as an empty row so that cleaning quarantines and counts it.
-                record = {"text": "", "label": f"<invalid json on line {line_number}>"}
-            records.append(record)
+            except json.JSONDecodeError as exc:
+                yield line_number, None, f"not JSON ({exc.msg})"
+                continue
+            if isinstance(record, dict):
+                yield line_number, record, None
+            else:
+                yield line_number, None, "not a JSON object"
+
+
+def read_jsonl(path: Path) -> pd.DataFrame:
+    """Read a JSON-lines file of objects with ``text`` and ``label``; bad lines are kept as empty rows."""
+    _require_file(path)
+    records: list[dict[str, str]] = []
+    for line_number, record, _ in iter_json_objects(path):
+        if record is None:
+            # Kept as an empty row so that cleaning quarantines and counts it.
+            record = {"text": "", "label": f"<invalid json on line {line_number}>"}
+        records.append(record)
     if not records:
         raise DataError(f"{path}: no rows found (expected one JSON object per line with text and label)")
     return _as_text_frame(pd.DataFrame.from_records(records), path)

@@ -25,7 +25,6 @@ in any process.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ import pandas as pd
 from mangadistill.config import TrafficConfig
 from mangadistill.data.cleaning import near_duplicate_key, scrub_pii
 from mangadistill.data.intents import MANGA_INTENTS
+from mangadistill.data.loaders import iter_json_objects
 from mangadistill.data.synthetic import DEFAULT_CLASS_WEIGHTS, generate_intent_dataset
 from mangadistill.errors import DataError
 
@@ -204,17 +204,11 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {number} is not JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}: line {number} is not a JSON object with a 'text' field")
-            records.append(record)
+    for number, record, problem in iter_json_objects(path):
+        if record is None:
+            detail = " with a 'text' field" if problem == "not a JSON object" else ""
+            raise DataError(f"{path}: line {number} is {problem}{detail}")
+        records.append(record)
     return pd.DataFrame.from_records(records)
 
 

@@ -7,13 +7,13 @@ column, is a `DataError` (exit code 3).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from mangadistill.config import ReplayTrafficConfig
+from mangadistill.data.loaders import iter_json_objects
 from mangadistill.errors import DataError
 
 
@@ -53,17 +53,8 @@ def _read_file(path: Path, source: str) -> pd.DataFrame:
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise DataError(f"{path}: not a readable CSV traffic log ({str(exc).splitlines()[0]})") from None
     else:
-        records = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                record = None
-            if not isinstance(record, dict):
-                record = {"text": "", "_invalid": f"invalid JSON on line {number}"}  # kept, then quarantined
-            records.append(record)
+        records = [record if record is not None else {"text": "", "_invalid": f"invalid JSON on line {number}"}
+                   for number, record, _ in iter_json_objects(path)]  # a bad line is kept, then quarantined
         frame = pd.DataFrame.from_records(records)
     if "text" not in frame.columns:
         found = ", ".join(map(str, frame.columns)) or "nothing"
