@@ -8,6 +8,8 @@ from pathlib import Path
 
 #: File in every model folder describing it (labels, role, max length, parameter count, format).
 MODEL_CARD = "mangadistill.json"
+#: File suffixes that hold weights (what `size_mb` counts).
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx")
 
 
 @dataclass(frozen=True)
@@ -33,5 +35,5 @@ class ModelDir:
 
     def size_mb(self) -> float:
         """Size on disk of the weight files (what a deployment ships), in MB (10^6 bytes)."""
-        files = [p for p in Path(self.path).rglob("*") if p.is_file() and p.suffix in {".safetensors", ".bin", ".onnx"}]
+        files = [p for p in Path(self.path).rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES]
         return sum(p.stat().st_size for p in files) / 1e6

@@ -70,5 +70,12 @@ def test_model_dir_roundtrip_moves_only_ephemeral_folders(tmp_path):
 
     scratch = save_model_dir(model, tokenizer, tmp_path / "scratch", role="student", labels=["a", "b"], max_length=16,
                              ephemeral=True)
+    expected_mb = scratch.size_mb()
     _roundtrip(ModelDirMaterializer, scratch, tmp_path / "art2")
     assert not (tmp_path / "scratch").exists()
+    # metadata and the card visualization come from the stored copy, after the scratch folder is gone
+    materializer = ModelDirMaterializer(str(tmp_path / "art2"))
+    metadata = materializer.extract_metadata(scratch)
+    assert metadata["role"] == "student" and metadata["labels"] == 2 and metadata["size_mb"] == round(expected_mb, 2)
+    (card_path,) = materializer.save_visualizations(scratch)
+    assert "student classifier" in (tmp_path / "art2" / "model_card.md").read_text() and card_path.endswith(".md")
