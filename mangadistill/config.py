@@ -131,30 +131,135 @@ class StudentArchitecture(StrictModel):
         return self
 
 
-class StudentConfig(StrictModel):
-    """How the student is built and trained."""
+class Stage1StopConfig(StrictModel):
+    """Runbook 6.5 stop rule of Stage 1 (`mangadistill.training.stop_rules.Stage1StopRule`).
 
-    init: Literal["teacher_layers", "scratch"] = Field(
+    Stop when, for `patience` epoch-to-epoch comparisons in a row, the feature and attention losses each
+    improve by less than their threshold and the probe's validation accuracy gains less than `min_probe_gain`.
+    The defaults are the reading under which the runbook's own table 6.4 stops after epoch 6 as it says:
+    improvements relative to the first epoch's loss, over the two consecutive epochs 5 and 6. Read literally
+    (relative to the previous epoch, 2 comparisons) the rule never fires on that table.
+    """
+
+    enabled: bool = Field(True, description="Stop early by this rule; off = always run stage1.training.epochs.")
+    min_feature_improvement: float = Field(0.02, ge=0.0, le=1.0, description="Feature-loss improvement (fraction).")
+    min_attention_improvement: float = Field(0.02, ge=0.0, le=1.0, description="Attention-loss improvement (fraction).")
+    min_probe_gain: float = Field(0.002, ge=0.0, le=1.0, description="Probe val-accuracy gain (0.002 = 0.2 points).")
+    patience: int = Field(1, ge=1, le=100, description="Consecutive epoch-to-epoch comparisons that must all hold.")
+    improvement_reference: Literal["first", "previous"] = Field(
+        "first", description="Loss improvement as a share of the first epoch's loss, or of the previous epoch's."
+    )
+
+
+class Stage2StopConfig(StrictModel):
+    """Runbook 10.2 classifier stop rule for Stage 2 (`Stage2StopRule`): 2 of 3 conditions for 2 epochs."""
+
+    enabled: bool = Field(True, description="Stop early by this rule; off = always run student.training.epochs.")
+    min_accuracy_gain: float = Field(0.0015, ge=0.0, le=1.0, description="Val-accuracy gain (0.0015 = 0.15 points).")
+    min_rare_recall_gain: float = Field(0.0025, ge=0.0, le=1.0, description="Rare-class recall gain (fraction).")
+    min_kd_improvement: float = Field(0.01, ge=0.0, le=1.0, description="Relative KD-loss improvement (0.01 = 1%).")
+    required: int = Field(2, ge=1, le=3, description="How many of the 3 conditions must hold.")
+    patience: int = Field(2, ge=1, le=100, description="Consecutive epochs the conditions must hold.")
+    kd_loss: Literal["val_loss_kd", "loss_kd"] = Field(
+        "val_loss_kd", description="KD loss watched: on the validation split (runbook 10.1) or the training average."
+    )
+
+
+class Stage1Config(StrictModel):
+    """TinyBERT Stage 1: hidden-state and attention-map transfer from the teacher (runbook 5, 6.3-6.5).
+
+    Loss: feature_weight * L_feature + attention_weight * L_attn, plus a probe (the student's own
+    classification head, trained with cross-entropy on detached features) whose validation accuracy is
+    the stop rule's probe accuracy. Needs the teacher online and a student that tokenizes like it.
+    """
+
+    enabled: bool = Field(True, description="Run Stage 1 before Stage 2.")
+    layer_map: tuple[int, ...] | None = Field(
+        None, min_length=1,
+        description="Teacher layer (1-based) matched by each student layer, e.g. [2, 4, 6]. Default: uniform, "
+        "m(l) = round(l * teacher_layers / student_layers).",
+    )
+    match_embeddings: bool = Field(True, description="Also match the embedding-layer outputs.")
+    feature_weight: float = Field(1.0, ge=0.0, le=1000.0, description="lambda_feat of L_feature.")
+    attention_weight: float = Field(1.0, ge=0.0, le=1000.0, description="lambda_attn of L_attn.")
+    training: TrainingConfig = TrainingConfig(epochs=6, learning_rate=1.0e-4)
+    stop: Stage1StopConfig = Stage1StopConfig()
+
+    @model_validator(mode="after")
+    def _something_to_match(self) -> Stage1Config:
+        if self.enabled and self.feature_weight == 0 and self.attention_weight == 0:
+            raise ValueError("feature_weight and attention_weight are both 0: set one, or set enabled: false")
+        return self
+
+
+class Stage2Config(StrictModel):
+    """Stage 2: output KD + CE (+ optional feature/attention terms), weights in `kd`, optimiser in `student.training`."""
+
+    enabled: bool = Field(True, description="Run Stage 2 (off: the Stage 1 student, with its probe head, is the result).")
+    stop: Stage2StopConfig = Stage2StopConfig()
+
+
+class CheckpointConfig(StrictModel):
+    """Epoch checkpoints of student training, so a killed run resumes where it stopped."""
+
+    enabled: bool = Field(True, description="Save model, optimiser, scheduler and RNG state after every epoch.")
+    dir: Path = Field(
+        Path("checkpoints"),
+        description="Root folder (relative: to the working directory). Each training job gets a sub-folder "
+        "named by a hash of its inputs and config, so re-running the same job finds its checkpoints.",
+    )
+    resume: bool = Field(True, description="Continue from the last checkpoint of the same job when one exists.")
+    keep_after_success: bool = Field(False, description="Keep checkpoints once the job finished (default: delete).")
+
+
+class StudentConfig(StrictModel):
+    """How the student is built and trained: Stage 1 (feature/attention transfer), then Stage 2 (output KD)."""
+
+    init: Literal["teacher_layers", "scratch", "pretrained"] = Field(
         "teacher_layers",
-        description="Copy a subset of the teacher's layers, or build `architecture` with random weights.",
+        description="Copy a subset of the teacher's layers, build `architecture` with random weights, or "
+        "fine-tune the pretrained encoder `model` (its own tokenizer: logit-only KD).",
     )
     teacher_layers: tuple[int, ...] = Field(
         (0, 2, 4), min_length=1, description="Teacher layer indices copied into the student, in order."
     )
     architecture: StudentArchitecture = StudentArchitecture()
+    model: str | None = Field(
+        None, description=f"init=pretrained: '{PACKAGED_MINILM}', a local model folder, or a cached HF model id."
+    )
     vocab_size: int | None = Field(
         None, ge=256, le=1_000_000,
         description="Trim the student's WordPiece vocabulary to this many pieces (corpus pieces, single "
         "characters, then the most frequent); shrinks the embedding matrix. Default: keep the teacher's.",
     )
-    training: TrainingConfig = TrainingConfig(epochs=6, learning_rate=1.0e-4)
+    stage1: Stage1Config = Stage1Config()
+    stage2: Stage2Config = Stage2Config()
+    training: TrainingConfig = Field(
+        TrainingConfig(epochs=6, learning_rate=1.0e-4), description="Stage 2 optimisation (the only stage before Stage 1 existed)."
+    )
+    checkpoints: CheckpointConfig = CheckpointConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StudentConfig:
+        if not (self.stage1.enabled or self.stage2.enabled):
+            raise ValueError("stage1.enabled and stage2.enabled are both false: enable at least one stage")
+        if self.init == "pretrained" and self.model is None:
+            raise ValueError("model: required when init is 'pretrained'")
+        if self.init != "pretrained" and self.model is not None:
+            raise ValueError("model: only used with init 'pretrained'; remove it")
+        return self
 
 
 class KDConfig(StrictModel):
-    """Logit distillation loss (1 - alpha) * CE + alpha * T^2 * KL(p_T || p_S) (runbook 5.2)."""
+    """Stage 2 loss: alpha * T^2 * KL(p_T || p_S) + (1 - alpha) * CE + feature_weight * L_feature +
+    attention_weight * L_attn (runbook 5: lambda_KD = alpha, lambda_CE = 1 - alpha)."""
 
     temperature: float = Field(4.0, gt=0.0, le=100.0, description="Softmax temperature T.")
     alpha: float = Field(0.7, ge=0.0, le=1.0, description="Weight of the KD term; 1 - alpha goes to CE.")
+    feature_weight: float = Field(
+        0.0, ge=0.0, le=1000.0, description="lambda_feat in Stage 2 (0: output KD only, teacher logits from cache)."
+    )
+    attention_weight: float = Field(0.0, ge=0.0, le=1000.0, description="lambda_attn in Stage 2.")
 
 
 # ---------------------------------------------------------------------------------------- evaluation

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mangadistill.config import DistillIntentConfig, DriftReportConfig
-from mangadistill.errors import DataError, ModelLoadError
+from mangadistill.errors import ConfigError, DataError, ModelLoadError
 
 
 def check_model_reference(key: str, model: str) -> Any:
@@ -48,6 +48,35 @@ def preflight(config: BaseModel) -> None:
         bad = [i for i in config.student.teacher_layers if n_layers is not None and not 0 <= i < n_layers]
         if bad:
             raise ModelLoadError(f"student.teacher_layers: {bad} out of range; the teacher has layers 0..{n_layers - 1}")
+    _preflight_layer_matching(config, teacher)
+
+
+#: Probe texts for comparing tokenizers before any training starts.
+_TOKENIZER_PROBES = ("where is my order of one piece vol. 104?", "Do you ship Chainsaw-Man box sets to Canada?")
+
+
+def _preflight_layer_matching(config: DistillIntentConfig, teacher: Any) -> None:
+    """Feature/attention KD: the layer map fits both depths, and the student tokenizes like the teacher."""
+    student = config.student
+    student_model = check_model_reference("student.model", student.model) if student.init == "pretrained" else None
+    if not (student.stage1.enabled or config.kd.feature_weight or config.kd.attention_weight):
+        return
+    n_student = {"teacher_layers": len(student.teacher_layers), "scratch": student.architecture.num_layers}.get(
+        student.init) or getattr(student_model, "num_hidden_layers", None)
+    n_teacher = getattr(teacher, "num_hidden_layers", None)
+    if student.stage1.layer_map is not None and n_student and n_teacher:
+        from mangadistill.losses.intermediate import resolve_layer_map
+
+        try:
+            resolve_layer_map(student.stage1.layer_map, n_student, n_teacher)
+        except ValueError as exc:
+            raise ConfigError(f"student.stage1.{exc}") from None
+    if student_model is not None:
+        from mangadistill.models.encoders import load_tokenizer, resolve_model_path
+        from mangadistill.models.vocabulary import token_id_map
+
+        token_id_map(load_tokenizer(resolve_model_path(student.model)),
+                     load_tokenizer(resolve_model_path(config.teacher.model)), _TOKENIZER_PROBES)
 
 
 def _preflight_drift_report(config: DriftReportConfig) -> None:

@@ -26,6 +26,9 @@ EPOCH_EVENT_FIELDS: tuple[tuple[str, str], ...] = (
     ("throughput_seq_per_sec", "samples_per_sec"),
 )
 
+#: Stage 1 (feature/attention transfer) metrics added to its events.
+STAGE1_EVENT_FIELDS = ("loss_feature", "loss_attention", "loss_probe", "probe_val_accuracy")
+
 
 def _finite(value: float) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), 6)
@@ -61,6 +64,7 @@ class EpochLogger:
             "epoch": epoch,
             **{name: _finite(metrics.get(source, float("nan"))) for name, source in EPOCH_EVENT_FIELDS},
             "gpu_mem_gb": _finite(metrics["gpu_mem_gb"]) if "gpu_mem_gb" in metrics else None,
+            **{key: _finite(metrics[key]) for key in STAGE1_EVENT_FIELDS if key in metrics},
         }
         self.events.append(event)
         logger.info(json.dumps(event))

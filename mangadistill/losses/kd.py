@@ -1,18 +1,20 @@
 """Knowledge-distillation losses as small pure functions of tensors (runbook section 5).
 
 Shapes: ``logits`` are (batch, classes) floats; ``labels`` are (batch,) int64 class ids.
-A `WeightedLoss` combines named terms and prints itself, e.g. ``0.7*kd(T=4) + 0.3*ce``.
+A `WeightedLoss` combines named terms and prints itself, e.g. ``0.7*kd(T=4) + 0.3*ce``. The feature and
+attention terms (TinyBERT, `mangadistill.losses.intermediate`) are computed inside the training module's
+forward pass (so DDP sees every parameter) and arrive here as ready scalars in ``LossInputs.matched``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from mangadistill.config import KDConfig
+from mangadistill.config import KDConfig, Stage1Config
 
 
 def hard_label_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -42,11 +44,15 @@ def entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class LossInputs:
-    """What one training batch offers the loss terms; ``teacher_logits`` is None for plain fine-tuning."""
+    """What one training batch offers the loss terms; ``teacher_logits`` is None for plain fine-tuning.
+
+    ``matched``: the layer-matching losses of this batch, ``{"feature": L_feature, "attention": L_attn}``.
+    """
 
     student_logits: torch.Tensor
     labels: torch.Tensor
     teacher_logits: torch.Tensor | None = None
+    matched: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,21 +74,40 @@ def _kd_term(weight: float, temperature: float) -> LossTerm:
     return LossTerm("kd", weight, fn, f"kd(T={temperature:g})")
 
 
-def _ce_term(weight: float) -> LossTerm:
-    return LossTerm("hard", weight, lambda inputs: hard_label_loss(inputs.student_logits, inputs.labels), "ce")
+def _ce_term(weight: float, name: str = "hard", label: str = "ce") -> LossTerm:
+    return LossTerm(name, weight, lambda inputs: hard_label_loss(inputs.student_logits, inputs.labels), label)
+
+
+#: Layer-matching terms and how they print.
+MATCHED_TERMS = {"feature": "mse(hidden)", "attention": "mse(attention)"}
+
+
+def _matched_term(name: str, weight: float) -> LossTerm:
+    def fn(inputs: LossInputs) -> torch.Tensor:
+        if name not in inputs.matched:
+            raise ValueError(f"the {name} loss term needs the student's and teacher's internals for every batch")
+        return inputs.matched[name]
+
+    return LossTerm(name, weight, fn, MATCHED_TERMS[name])
 
 
 class WeightedLoss:
     """sum_i w_i * term_i; returns the total and each unweighted term (for logging as loss_<name>)."""
 
-    def __init__(self, terms: list[LossTerm]) -> None:
+    def __init__(self, terms: list[LossTerm], keep_zero_weights: bool = False) -> None:
+        """Terms with weight 0 are dropped (not computed) unless `keep_zero_weights` (computed and logged only)."""
         if not terms:
             raise ValueError("a WeightedLoss needs at least one term")
-        self.terms = [term for term in terms if term.weight != 0.0] or terms[:1]
+        self.terms = terms if keep_zero_weights else [term for term in terms if term.weight != 0.0] or terms[:1]
 
     @property
     def needs_teacher(self) -> bool:
         return any(term.name == "kd" for term in self.terms)
+
+    @property
+    def matched(self) -> tuple[str, ...]:
+        """Layer-matching terms this loss uses ("feature", "attention"): the teacher must run online."""
+        return tuple(term.name for term in self.terms if term.name in MATCHED_TERMS)
 
     def __call__(self, inputs: LossInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         parts = {term.name: term.fn(inputs) for term in self.terms}
@@ -99,5 +124,25 @@ def fine_tune_loss() -> WeightedLoss:
 
 
 def distillation_loss(config: KDConfig) -> WeightedLoss:
-    """(1 - alpha) * CE + alpha * T^2 * KL(p_T || p_S), the runbook 5.2 objective."""
-    return WeightedLoss([_kd_term(config.alpha, config.temperature), _ce_term(1.0 - config.alpha)])
+    """Stage 2: alpha * T^2 * KL(p_T || p_S) + (1 - alpha) * CE (runbook 5.2), plus the optional
+    lambda_feat * L_feature + lambda_attn * L_attn of the runbook 5 total; zero weights drop out."""
+    return WeightedLoss([
+        _kd_term(config.alpha, config.temperature),
+        _ce_term(1.0 - config.alpha),
+        _matched_term("feature", config.feature_weight),
+        _matched_term("attention", config.attention_weight),
+    ])
+
+
+def feature_transfer_loss(config: Stage1Config) -> WeightedLoss:
+    """Stage 1: lambda_feat * L_feature + lambda_attn * L_attn, plus the probe head's cross-entropy.
+
+    A zero-weight matching term is still computed and logged (the stop rule reads both).
+    The probe reads detached features (`training.loop.DistillationModule`), so its CE trains the
+    classification head only and never pulls the encoder away from the teacher's representations.
+    """
+    return WeightedLoss([
+        _matched_term("feature", config.feature_weight),
+        _matched_term("attention", config.attention_weight),
+        _ce_term(1.0, name="probe", label="ce(probe head, detached features)"),
+    ], keep_zero_weights=True)  # both losses are logged: the Stage 1 stop rule reads both

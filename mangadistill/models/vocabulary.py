@@ -107,3 +107,33 @@ def trim_vocabulary(
     model.config.vocab_size = len(keep)
     model.config.pad_token_id = trimmed_tokenizer.pad_token_id
     return model, trimmed_tokenizer, report
+
+
+def token_id_map(
+    student: PreTrainedTokenizerBase, teacher: PreTrainedTokenizerBase, texts: Sequence[str], sample: int = 500
+) -> torch.Tensor | None:
+    """Student token id -> teacher token id, for running the teacher on the student's batches.
+
+    Layer matching compares position by position, so both models must split every training text into
+    the same pieces; a trimmed vocabulary does (same pieces, new ids). Returns None when the ids are
+    already the teacher's. Raises `ConfigError` when the tokenizers split text differently: feature and
+    attention KD across tokenizers is undefined, logit-only KD is not affected.
+    """
+    for text in list(texts)[:sample]:
+        s_pieces, t_pieces = student.tokenize(text), teacher.tokenize(text)
+        if s_pieces != t_pieces:
+            raise ConfigError(
+                f"feature/attention KD needs the student to tokenize like the teacher, but {text[:60]!r} splits into "
+                f"{s_pieces[:8]} (student) vs {t_pieces[:8]} (teacher): set student.stage1.enabled: false and "
+                "kd.feature_weight/attention_weight: 0 for logit-only KD"
+            )
+    pieces = student.convert_ids_to_tokens(list(range(len(student))))
+    teacher_ids = teacher.convert_tokens_to_ids(pieces)
+    missing = [p for p, i in zip(pieces, teacher_ids) if i == teacher.unk_token_id and p != teacher.unk_token]
+    if missing:
+        raise ConfigError(
+            f"feature/attention KD: {len(missing)} student pieces are not in the teacher's vocabulary "
+            f"(e.g. {missing[:5]}); layer matching needs a shared vocabulary"
+        )
+    mapping = torch.tensor(teacher_ids, dtype=torch.long)
+    return None if torch.equal(mapping, torch.arange(len(mapping))) else mapping

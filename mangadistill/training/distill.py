@@ -1,20 +1,25 @@
-"""The two training jobs of the intent track: teacher fine-tuning and student distillation."""
+"""The training jobs of the intent track: teacher fine-tuning, and two-stage (TinyBERT) student distillation."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mangadistill.config import KDConfig, StudentConfig, TeacherConfig
+from mangadistill.config import KDConfig, Stage1Config, Stage1StopConfig, Stage2StopConfig, StudentConfig, TeacherConfig
 from mangadistill.data.dataset import IntentDataset
-from mangadistill.losses.kd import WeightedLoss, distillation_loss, fine_tune_loss
+from mangadistill.errors import ConfigError
+from mangadistill.losses.intermediate import LayerMatcher
+from mangadistill.losses.kd import WeightedLoss, distillation_loss, feature_transfer_loss, fine_tune_loss
 from mangadistill.models.encoders import ModelDir, build_student, describe, load_model_dir, load_pretrained_classifier
-from mangadistill.models.vocabulary import trim_vocabulary
+from mangadistill.models.vocabulary import token_id_map, trim_vocabulary
 from mangadistill.teacher.labeling import TeacherLabels
-from mangadistill.training.loop import ClassificationTask, TrainResult, train_classifier
+from mangadistill.training.checkpoints import StageCheckpoints
+from mangadistill.training.loop import ClassificationTask, OnlineTeacher, TrainResult, train_classifier
+from mangadistill.training.stop_rules import Stage1StopRule, Stage2StopRule
 
 logger = logging.getLogger(__name__)
 EpochCallback = Callable[[dict[str, float]], None]
@@ -59,6 +64,55 @@ def fine_tune_teacher(dataset: IntentDataset, config: TeacherConfig, on_epoch_en
     return Trained(model, tokenizer, result, loss)
 
 
+@dataclass
+class Distilled(Trained):
+    """The student after both stages; `result` is the last stage that ran, `stage1`/`stage2` each stage's."""
+
+    stage1: TrainResult | None = None
+    stage2: TrainResult | None = None
+    stage1_loss: WeightedLoss | None = None
+    layer_matching: str = ""
+
+
+def build_layer_matcher(student: PreTrainedModel, teacher: PreTrainedModel, stage1: Stage1Config) -> LayerMatcher:
+    """Layer map and projections between two BERT-shaped encoders (`ConfigError` if the map does not fit)."""
+    s, t = student.config, teacher.config
+    try:
+        return LayerMatcher(
+            student_layers=s.num_hidden_layers, teacher_layers=t.num_hidden_layers,
+            student_hidden=s.hidden_size, teacher_hidden=t.hidden_size,
+            student_heads=s.num_attention_heads, teacher_heads=t.num_attention_heads,
+            layer_map=stage1.layer_map, match_embeddings=stage1.match_embeddings,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"student.stage1.{exc}") from None
+
+
+def stage1_stop_rule(config: Stage1StopConfig) -> Stage1StopRule | None:
+    if not config.enabled:
+        return None
+    return Stage1StopRule(
+        min_feature_improvement=config.min_feature_improvement,
+        min_attention_improvement=config.min_attention_improvement,
+        min_probe_gain=config.min_probe_gain,
+        patience=config.patience,
+        improvement_reference=config.improvement_reference,
+    )
+
+
+def stage2_stop_rule(config: Stage2StopConfig) -> Stage2StopRule | None:
+    if not config.enabled:
+        return None
+    return Stage2StopRule(
+        min_accuracy_gain=config.min_accuracy_gain,
+        min_rare_recall_gain=config.min_rare_recall_gain,
+        min_kd_improvement=config.min_kd_improvement,
+        required=config.required,
+        patience=config.patience,
+        kd_loss_key=config.kd_loss,
+    )
+
+
 def distill_student(
     dataset: IntentDataset,
     teacher: ModelDir,
@@ -66,16 +120,56 @@ def distill_student(
     config: StudentConfig,
     kd: KDConfig,
     on_epoch_end: EpochCallback | None = None,
-) -> Trained:
-    """Build the student from the teacher and train it on cached teacher logits (runbook 5.2)."""
-    teacher_model, tokenizer = load_model_dir(teacher)
-    student = build_student(teacher_model, config)
-    del teacher_model
+    *,
+    on_stage1_epoch_end: EpochCallback | None = None,
+    checkpoint_dir: Path | None = None,
+) -> Distilled:
+    """Build the student and run Stage 1 (feature/attention transfer) then Stage 2 (output KD + CE).
+
+    Stage 1 runs the teacher online; Stage 2 reads cached teacher logits (and runs the teacher online only
+    when `kd` weights feature or attention terms). Each stage ends by its stop rule or epoch budget, and
+    checkpoints every epoch under `checkpoint_dir` when given (re-running resumes).
+    """
+    teacher_model, teacher_tokenizer = load_model_dir(teacher)
+    labels = list(dataset.labels)
+    if config.init == "pretrained":
+        student, tokenizer = load_pretrained_classifier(config.model, labels)
+    else:
+        student, tokenizer = build_student(teacher_model, config), teacher_tokenizer
     if config.vocab_size is not None:
         student, tokenizer, trim = trim_vocabulary(student, tokenizer, dataset.texts("train"), config.vocab_size)
         logger.info("student %s", trim.describe())
-    loss = distillation_loss(kd)
-    logger.info("student (%s, init=%s), loss %s", describe(student), config.init, loss)
-    result = train_classifier(student, tokenizer, task_from_dataset(dataset, teacher_labels), loss, config.training,
-                              temperature=kd.temperature, on_epoch_end=on_epoch_end, desc="student")
-    return Trained(student, tokenizer, result, loss)
+    task = task_from_dataset(dataset, teacher_labels)
+    stage2_loss = distillation_loss(kd)
+    online = matcher = None
+    if config.stage1.enabled or stage2_loss.matched:
+        online = OnlineTeacher(teacher_model, token_id_map(tokenizer, teacher_tokenizer, task.train_texts))
+        matcher = build_layer_matcher(student, teacher_model, config.stage1)
+        logger.info("layer matching: %s", matcher.describe())
+    else:
+        del teacher_model
+    stage_dir = (lambda stage: None) if checkpoint_dir is None else (lambda stage: StageCheckpoints(checkpoint_dir / stage))
+    out = Distilled(student, tokenizer, TrainResult(), stage2_loss,
+                    layer_matching=matcher.describe() if matcher is not None else "")
+
+    if config.stage1.enabled:
+        loss = feature_transfer_loss(config.stage1)
+        logger.info("stage 1 (%s), loss %s", describe(student), loss)
+        out.stage1 = train_classifier(
+            student, tokenizer, task, loss, config.stage1.training, temperature=kd.temperature,
+            on_epoch_end=on_stage1_epoch_end, desc="stage 1", teacher=online, matcher=matcher, probe=True,
+            stop_rule=stage1_stop_rule(config.stage1.stop), restore_best=False, checkpoints=stage_dir("stage1"),
+        )
+        out.stage1_loss, out.result = loss, out.stage1
+        logger.info("stage 1 ended: %s", out.stage1.stop_reason)
+    if config.stage2.enabled:
+        logger.info("stage 2 (%s, init=%s%s), loss %s", describe(student), config.init,
+                    " + stage 1" if config.stage1.enabled else "", stage2_loss)
+        out.stage2 = train_classifier(
+            student, tokenizer, task, stage2_loss, config.training, temperature=kd.temperature,
+            on_epoch_end=on_epoch_end, desc="stage 2", teacher=online, matcher=matcher,
+            stop_rule=stage2_stop_rule(config.stage2.stop), restore_best=True, checkpoints=stage_dir("stage2"),
+        )
+        out.result = out.stage2
+        logger.info("stage 2 ended: %s; deployed: %s", out.stage2.stop_reason, out.stage2.deployment_reason)
+    return out

@@ -1,29 +1,40 @@
 """One training loop for teacher fine-tuning and student distillation, on CPU, one GPU or DDP.
 
-The loop is plain PyTorch driven by `accelerate`, so the same code runs under ``accelerate launch``.
-Batches are built from pre-tokenised queries grouped by length (real queries are 10-15 tokens, so
-padding everything to 64 would waste most of the compute), and KD reads cached teacher logits instead
-of running the teacher online. After every epoch the model is validated and `on_epoch_end` receives
-the runbook 4.1 metrics; the weights of the first epoch that reached the best validation accuracy are
-restored at the end (runbook 6.8).
+The loop is plain PyTorch driven by `accelerate`, so the same code runs under ``accelerate launch``
+(DDP on GPUs, or on CPU processes with gloo). Batches are built from pre-tokenised queries grouped by
+length (real queries are 10-15 tokens, so padding everything to 64 would waste most of the compute).
+Output KD reads cached teacher logits; only layer matching (TinyBERT Stage 1, or feature/attention
+terms in Stage 2) runs the teacher online. After every epoch the model is validated, `on_epoch_end`
+receives the runbook 4.1 metrics, a stop rule (runbook 6.5 / 10.2) may end the stage with a logged
+reason, and an epoch checkpoint makes the run resumable; the weights of the first epoch that reached
+the best validation accuracy are restored at the end (runbook 6.8).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup, set_seed
 
 from mangadistill.config import TrainingConfig
+from mangadistill.errors import ModelLoadError
 from mangadistill.evaluation.metrics import classification_metrics
+from mangadistill.losses.intermediate import LayerMatcher
 from mangadistill.losses.kd import LossInputs, WeightedLoss, entropy, soft_label_kd_loss
+from mangadistill.training.checkpoints import StageCheckpoints
+from mangadistill.training.stop_rules import StopDecision, select_deployment_epoch
+
+logger = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------------ batching
@@ -128,12 +139,16 @@ def predict_logits(
 # ------------------------------------------------------------------------------------------ training
 @dataclass
 class TrainResult:
-    """What a training run produced: per-epoch metrics and the epoch whose weights were kept."""
+    """What a training run produced: per-epoch metrics, the epoch whose weights were kept, and why it ended."""
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     best_val_accuracy: float = float("nan")
     train_seconds: float = 0.0
+    stop_reason: str = ""
+    deployment_reason: str = ""
+    decisions: list[str] = field(default_factory=list)  # the stop rule's verdict after each epoch
+    resumed_from_epoch: int = 0
 
 
 @dataclass
@@ -151,6 +166,85 @@ class ClassificationTask:
     val_teacher_logits: np.ndarray | None = None  # (n_val, C)
 
 
+@dataclass
+class OnlineTeacher:
+    """The teacher network run next to the student for layer matching (frozen, eval mode).
+
+    ``input_id_map`` translates student token ids to teacher ids when the student's vocabulary was
+    trimmed (same pieces, new ids); None when both use the same ids.
+    """
+
+    model: PreTrainedModel
+    input_id_map: torch.Tensor | None = None
+
+
+class DistillationModule(torch.nn.Module):
+    """The student plus what trains with it in one stage, behind one ``forward`` (so DDP syncs all of it).
+
+    - ``matcher``: layer projections; the forward returns L_feature / L_attn against teacher internals.
+    - ``probe``: the classification head reads the encoder's output *detached*, so a CE on the returned
+      logits trains the head alone (Stage 1's probe); without it the logits are the student's own.
+    """
+
+    def __init__(self, student: PreTrainedModel, matcher: LayerMatcher | None = None, probe: bool = False) -> None:
+        super().__init__()
+        self.student = student
+        self.matcher = matcher
+        self.probe = probe
+        if probe:
+            _check_probe_head(student)
+
+    def forward(self, inputs: dict[str, torch.Tensor], teacher_hidden=None, teacher_attentions=None,
+                matched: tuple[str, ...] = ()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        want_hidden = self.probe or "feature" in matched
+        want_attn = "attention" in matched
+        if self.probe:
+            base = getattr(self.student, self.student.base_model_prefix)
+            out = base(**inputs, output_hidden_states=True, output_attentions=want_attn)
+            logits = _head(self.student, out.hidden_states[-1].detach())
+        else:
+            out = self.student(**inputs, output_hidden_states=want_hidden, output_attentions=want_attn)
+            logits = out.logits
+        losses: dict[str, torch.Tensor] = {}
+        if matched:
+            assert self.matcher is not None
+            mask = inputs["attention_mask"]
+            if "feature" in matched:
+                losses["feature"] = self.matcher.feature_loss(out.hidden_states, teacher_hidden, mask)
+            if "attention" in matched:
+                losses["attention"] = self.matcher.attention_loss(out.attentions, teacher_attentions, mask)
+        return logits, losses
+
+
+def _check_probe_head(student: PreTrainedModel) -> None:
+    base = getattr(student, student.base_model_prefix, None)
+    if getattr(base, "pooler", None) is None or not hasattr(student, "classifier"):
+        raise ModelLoadError(
+            f"the Stage 1 probe needs a BERT-style classifier (pooler + classifier); {type(student).__name__} "
+            "has none: set student.stage1.enabled: false"
+        )
+
+
+def _head(student: PreTrainedModel, last_hidden: torch.Tensor) -> torch.Tensor:
+    """BERT's classification head (pooler -> dropout -> classifier) on a (B, S, H) hidden state."""
+    base = getattr(student, student.base_model_prefix)
+    return student.classifier(student.dropout(base.pooler(last_hidden)))
+
+
+@torch.no_grad()
+def _teacher_internals(teacher: OnlineTeacher, inputs: dict[str, torch.Tensor], matched: tuple[str, ...]):
+    ids = inputs["input_ids"]
+    if teacher.input_id_map is not None:
+        ids = teacher.input_id_map.to(ids.device)[ids]
+    out = teacher.model(**{**inputs, "input_ids": ids}, output_hidden_states="feature" in matched,
+                        output_attentions="attention" in matched)
+    return out.hidden_states, out.attentions
+
+
+class StopRule(Protocol):
+    def decide(self, history: Sequence[Mapping[str, float]]) -> StopDecision: ...
+
+
 def train_classifier(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -161,72 +255,152 @@ def train_classifier(
     temperature: float = 1.0,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
     desc: str = "train",
+    teacher: OnlineTeacher | None = None,
+    matcher: LayerMatcher | None = None,
+    probe: bool = False,
+    stop_rule: StopRule | None = None,
+    restore_best: bool = True,
+    checkpoints: StageCheckpoints | None = None,
 ) -> TrainResult:
-    """Train `model` in place with `loss`; keep the first epoch with the best validation accuracy."""
+    """Train `model` in place with `loss`, under accelerate (CPU, one GPU, or DDP via ``accelerate launch``).
+
+    After every epoch: validate, record metrics, ask `stop_rule` whether to stop (its reason is kept),
+    and checkpoint when `checkpoints` is given (an existing checkpoint is resumed first). With
+    `restore_best` the weights of the first epoch that reached the best validation accuracy are kept
+    (runbook 6.8); otherwise the last epoch's. With `probe` the metric names are Stage 1's: the validation
+    accuracy of the probe head is ``probe_val_accuracy``.
+    """
     if loss.needs_teacher and task.train_teacher_logits is None:
         raise ValueError("this loss distills from a teacher: pass train_teacher_logits in the task")
+    if loss.matched and (teacher is None or matcher is None):
+        raise ValueError(f"the {', '.join(loss.matched)} loss terms need an online teacher and a layer matcher")
     set_seed(config.seed)
-    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if (probe or loss.matched) else []
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, kwargs_handlers=handlers)
     loader = make_loader(tokenizer, task.train_texts, task.train_labels, config.max_length, config.batch_size, config.seed, shuffle=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    sampler = loader.batch_sampler
+    module = DistillationModule(model, matcher if loss.matched else None, probe=probe)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     total_steps = len(loader) * config.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    module, optimizer, loader, scheduler = accelerator.prepare(module, optimizer, loader, scheduler)
+    if teacher is not None and loss.matched:
+        teacher.model.to(accelerator.device).eval().requires_grad_(False)
     teacher_train = None if task.train_teacher_logits is None else torch.from_numpy(task.train_teacher_logits)
     teacher_entropy = None if teacher_train is None else float(entropy(teacher_train).mean())
+    accuracy_key = "probe_val_accuracy" if probe else "val_accuracy"
 
     result = TrainResult()
     best_state: dict[str, torch.Tensor] | None = None
+    start_epoch = 1
+    resumed = checkpoints.resume(accelerator) if checkpoints is not None else None
+    if resumed is not None:
+        result.history = resumed.trainer["history"]
+        result.decisions = resumed.trainer["decisions"]
+        result.stop_reason = resumed.trainer.get("stop_reason", "")
+        best_state = resumed.best_state
+        start_epoch = result.resumed_from_epoch = resumed.epoch
+        start_epoch += 1
+        sampler.epoch = resumed.epoch  # the shuffle of epoch e is seeded by seed + e - 1
     started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        sums: dict[str, float] = {}
+    for epoch in range(start_epoch, config.epochs + 1):
+        if result.stop_reason:
+            break
+        module.train()
+        sums = torch.zeros(len(loss.terms) + 2, dtype=torch.float64)  # total, seen, then one per term
         grad_norms: list[float] = []
-        seen = 0
         epoch_start = time.perf_counter()
         bar = tqdm(loader, desc=f"{desc} epoch {epoch}/{config.epochs}", leave=False, disable=not accelerator.is_local_main_process)
         for batch in bar:
-            logits = model(**_model_inputs(batch)).logits  # (B, C)
+            inputs = _model_inputs(batch)
+            teacher_hidden = teacher_attn = None
+            if loss.matched:
+                with accelerator.autocast():
+                    teacher_hidden, teacher_attn = _teacher_internals(teacher, inputs, loss.matched)
+            logits, matched = module(inputs, teacher_hidden, teacher_attn, matched=loss.matched)
             teacher_logits = None if teacher_train is None else teacher_train[batch["index"].cpu()].to(logits.device)
-            total, parts = loss(LossInputs(logits.float(), batch["labels"], teacher_logits))
+            total, parts = loss(LossInputs(logits.float(), batch["labels"], teacher_logits,
+                                           {k: v.float() for k, v in matched.items()}))
             accelerator.backward(total)
-            grad_norms.append(float(accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)))
+            grad_norms.append(float(accelerator.clip_grad_norm_(module.parameters(), config.max_grad_norm)))
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
             n = len(batch["labels"])
-            seen += n
-            for name, value in {"total": total, **parts}.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) * n
-            bar.set_postfix(loss=f"{sums['total'] / seen:.3f}")
+            sums[0] += float(total.detach()) * n
+            sums[1] += n
+            for i, term in enumerate(loss.terms):
+                sums[2 + i] += float(parts[term.name].detach()) * n
+            bar.set_postfix(loss=f"{sums[0] / sums[1]:.3f}")
         elapsed = time.perf_counter() - epoch_start
+        sums = accelerator.reduce(sums.to(accelerator.device), reduction="sum").cpu()  # every rank sees the same averages
+        seen = float(sums[1])
 
-        metrics = {f"loss_{name}": value / seen for name, value in sums.items()}
+        metrics = {"loss_total": float(sums[0]) / seen}
+        metrics.update({f"loss_{term.name}": float(sums[2 + i]) / seen for i, term in enumerate(loss.terms)})
         metrics.update(
             grad_norm=float(np.mean(grad_norms)),
             lr=float(scheduler.get_last_lr()[0]),
-            samples_per_sec=seen * accelerator.num_processes / elapsed,
+            samples_per_sec=seen / elapsed,
             epoch_seconds=elapsed,
         )
-        unwrapped = accelerator.unwrap_model(model)
-        metrics.update(_validate(unwrapped, tokenizer, task, config.max_length, temperature))
+        student = accelerator.unwrap_model(module).student
+        val = _validate(student, tokenizer, task, config.max_length, temperature)
+        if probe:
+            val[accuracy_key] = val.pop("val_accuracy")
+        metrics.update(val)
         if teacher_entropy is not None:
             metrics["teacher_entropy_mean"] = teacher_entropy
         metrics["epoch"] = epoch
         result.history.append(metrics)
-        if best_state is None or metrics["val_accuracy"] > result.best_val_accuracy:
-            result.best_epoch, result.best_val_accuracy = epoch, metrics["val_accuracy"]
-            best_state = {k: v.detach().cpu().clone() for k, v in unwrapped.state_dict().items()}
+
+        choice = select_deployment_epoch(result.history, accuracy_key)
+        best_changed = choice.epoch == epoch
+        if best_changed and restore_best:
+            best_state = {k: v.detach().cpu().clone() for k, v in student.state_dict().items()}
+        decision = _decide(stop_rule, result.history, epoch)
+        result.decisions.append(decision.reason if decision else "")
+        if decision is not None and decision.stop:
+            result.stop_reason = decision.reason
+        elif epoch == config.epochs:
+            result.stop_reason = f"epoch budget reached ({config.epochs} epochs)" + (
+                "" if decision is None else f"; {decision.reason}")
         if on_epoch_end is not None and accelerator.is_main_process:
             on_epoch_end(metrics)
+        if checkpoints is not None:
+            checkpoints.save(accelerator, epoch, {"history": result.history, "decisions": result.decisions,
+                                                  "stop_reason": result.stop_reason}, best_state, best_changed)
 
     result.train_seconds = time.perf_counter() - started
-    unwrapped = accelerator.unwrap_model(model)
-    assert best_state is not None
-    unwrapped.load_state_dict(best_state)
-    unwrapped.to("cpu").eval()
+    student = accelerator.unwrap_model(module).student
+    if not result.history:
+        raise ValueError("no epoch was trained: epochs must be >= 1")
+    choice = select_deployment_epoch(result.history, accuracy_key)
+    if restore_best:
+        assert best_state is not None
+        student.load_state_dict(best_state)
+        result.best_epoch, result.deployment_reason = choice.epoch, choice.reason
+    else:
+        result.best_epoch = int(result.history[-1]["epoch"])
+        result.deployment_reason = f"last epoch {result.best_epoch} kept (the stage hands its final weights on)"
+    result.best_val_accuracy = float(result.history[result.best_epoch - 1][accuracy_key])
+    student.to("cpu").eval()
     accelerator.free_memory()
+    if teacher is not None:
+        teacher.model.to("cpu")
     return result
+
+
+def _decide(rule: StopRule | None, history: list[dict[str, float]], epoch: int) -> StopDecision | None:
+    """The stop rule's verdict; a metric it cannot judge (e.g. no rare classes in validation) disables it."""
+    if rule is None:
+        return None
+    try:
+        return rule.decide(history)
+    except (KeyError, ValueError) as exc:
+        reason = f"stop rule not applied after epoch {epoch}: {str(exc).strip(chr(39))}"
+        logger.warning(reason)
+        return StopDecision(stop=False, reason=reason, epoch=epoch)
 
 
 def _validate(model, tokenizer, task: ClassificationTask, max_length: int, temperature: float) -> dict[str, float]:

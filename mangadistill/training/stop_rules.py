@@ -14,7 +14,9 @@ Conventions:
 
 - An epoch record is a plain ``Mapping[str, float]`` with an ``"epoch"`` key; accuracies and recalls are
   fractions (0.826 = 82.6 %), so "0.2 points" is 0.002.
-- Loss improvement is relative, ``(prev - cur) / prev``; accuracy/recall gain is absolute, ``cur - prev``.
+- Loss improvement is relative, ``(prev - cur) / ref`` with ``ref = prev`` (the previous epoch's loss) or,
+  for Stage 1 with ``improvement_reference="first"``, the first epoch's loss; accuracy/recall gain is
+  absolute, ``cur - prev``.
 - Every condition is a strict ``<``; a value within ``1e-9`` of its threshold counts as equal to it (not
   below), so decimal table values such as 0.834 - 0.832 do not flip on float rounding.
 - "N consecutive epochs" means the last N records each satisfied the rule against the record before it.
@@ -111,13 +113,17 @@ def _epochs(history: History) -> list[int]:
     return epochs
 
 
-def _relative_improvement(prev: float, cur: float) -> float:
-    """Relative decrease of a loss, ``(prev - cur) / prev``; 0.0 when both are 0, -inf when it rose from 0."""
-    if prev < 0:
-        raise ValueError(f"relative improvement needs a non-negative loss, got {prev}")
-    if prev == 0:
-        return 0.0 if cur == 0 else -math.inf
-    return (prev - cur) / prev
+def _relative_improvement(prev: float, cur: float, reference: float | None = None) -> float:
+    """Relative decrease of a loss, ``(prev - cur) / reference`` (default reference: `prev`).
+
+    0.0 when nothing changed from a zero reference, -inf when the loss rose from a zero reference.
+    """
+    reference = prev if reference is None else reference
+    if prev < 0 or reference < 0:
+        raise ValueError(f"relative improvement needs non-negative losses, got {prev} and reference {reference}")
+    if reference == 0:
+        return 0.0 if cur == prev else -math.inf
+    return (prev - cur) / reference
 
 
 def _below(value: float, threshold: float) -> bool:
@@ -125,12 +131,13 @@ def _below(value: float, threshold: float) -> bool:
     return value < threshold - _EPS
 
 
-def _loss_check(key: str, prev: float, cur: float, threshold: float) -> _Check:
-    """Condition "loss `key` improved by less than `threshold` (relative)"."""
-    improvement = _relative_improvement(prev, cur)
+def _loss_check(key: str, prev: float, cur: float, threshold: float, reference: float | None = None) -> _Check:
+    """Condition "loss `key` improved by less than `threshold` (relative to `reference`, default `prev`)"."""
+    improvement = _relative_improvement(prev, cur, reference)
     held = _below(improvement, threshold)
     op = "<" if held else ">="
-    return _Check(key, held, f"{key} improved {improvement:.2%} ({op} {threshold:.2%})")
+    of = "" if reference is None else " of the first epoch's loss"
+    return _Check(key, held, f"{key} improved {improvement:.2%}{of} ({op} {threshold:.2%})")
 
 
 def _gain_check(key: str, prev: float, cur: float, threshold: float) -> _Check:
@@ -180,7 +187,7 @@ class _ConsecutiveEpochRule:
     def _keys(self) -> tuple[str, ...]:
         raise NotImplementedError
 
-    def _checks(self, prev: Mapping[str, float], cur: Mapping[str, float]) -> list[_Check]:
+    def _checks(self, first: Mapping[str, float], prev: Mapping[str, float], cur: Mapping[str, float]) -> list[_Check]:
         raise NotImplementedError
 
     def _holds(self, checks: list[_Check]) -> str | None:
@@ -224,7 +231,7 @@ class _ConsecutiveEpochRule:
                 epoch=epoch,
                 conditions={key: False for key in self._keys()},
             )
-        latest = self._checks(values[-2], values[-1])
+        latest = self._checks(values[0], values[-2], values[-1])
         streak = self._streak(values)  # [(epoch, why), ...] oldest first, ending at the latest epoch
         stop = len(streak) >= self.patience
         measured = ", ".join(check.text for check in latest)
@@ -251,7 +258,7 @@ class _ConsecutiveEpochRule:
         """Trailing run of epochs on which the rule held, oldest first, as (epoch, why it held)."""
         run: list[tuple[int, str]] = []
         for i in range(len(values) - 1, 0, -1):
-            why = self._holds(self._checks(values[i - 1], values[i]))
+            why = self._holds(self._checks(values[0], values[i - 1], values[i]))
             if why is None:
                 break
             run.append((int(values[i][EPOCH_KEY]), why))
@@ -264,7 +271,9 @@ class Stage1StopRule(_ConsecutiveEpochRule):
 
     Conditions, each against the previous epoch: relative improvement of the feature loss
     < `min_feature_improvement`, of the attention loss < `min_attention_improvement`, and absolute gain of the
-    probe-head val accuracy < `min_probe_gain` (a fraction: 0.002 = 0.2 points).
+    probe-head val accuracy < `min_probe_gain` (a fraction: 0.002 = 0.2 points). `improvement_reference`
+    "previous" divides a loss's improvement by the previous epoch's loss; "first" by the first epoch's
+    (the reading under which table 6.4 stops after epoch 6, with ``patience=1``: see `Stage1StopConfig`).
     """
 
     min_feature_improvement: float = 0.02
@@ -274,6 +283,7 @@ class Stage1StopRule(_ConsecutiveEpochRule):
     feature_loss_key: str = "loss_feature"
     attention_loss_key: str = "loss_attention"
     probe_accuracy_key: str = "probe_val_accuracy"
+    improvement_reference: str = "previous"
 
     _label = "stage 1"
 
@@ -283,6 +293,8 @@ class Stage1StopRule(_ConsecutiveEpochRule):
         _check_threshold("min_attention_improvement", self.min_attention_improvement)
         _check_threshold("min_probe_gain", self.min_probe_gain)
         _check_positive_int("patience", self.patience)
+        if self.improvement_reference not in ("previous", "first"):
+            raise ValueError(f"improvement_reference must be 'previous' or 'first', got {self.improvement_reference!r}")
         _check_keys(
             feature_loss_key=self.feature_loss_key,
             attention_loss_key=self.attention_loss_key,
@@ -292,11 +304,12 @@ class Stage1StopRule(_ConsecutiveEpochRule):
     def _keys(self) -> tuple[str, ...]:
         return (self.feature_loss_key, self.attention_loss_key, self.probe_accuracy_key)
 
-    def _checks(self, prev: Mapping[str, float], cur: Mapping[str, float]) -> list[_Check]:
+    def _checks(self, first: Mapping[str, float], prev: Mapping[str, float], cur: Mapping[str, float]) -> list[_Check]:
         f, a, p = self._keys()
+        ref = (lambda key: first[key]) if self.improvement_reference == "first" else (lambda key: None)
         return [
-            _loss_check(f, prev[f], cur[f], self.min_feature_improvement),
-            _loss_check(a, prev[a], cur[a], self.min_attention_improvement),
+            _loss_check(f, prev[f], cur[f], self.min_feature_improvement, ref(f)),
+            _loss_check(a, prev[a], cur[a], self.min_attention_improvement, ref(a)),
             _gain_check(p, prev[p], cur[p], self.min_probe_gain),
         ]
 
@@ -339,7 +352,7 @@ class Stage2StopRule(_ConsecutiveEpochRule):
     def _keys(self) -> tuple[str, ...]:
         return (self.accuracy_key, self.rare_recall_key, self.kd_loss_key)
 
-    def _checks(self, prev: Mapping[str, float], cur: Mapping[str, float]) -> list[_Check]:
+    def _checks(self, first: Mapping[str, float], prev: Mapping[str, float], cur: Mapping[str, float]) -> list[_Check]:
         acc, rare, kd = self._keys()
         return [
             _gain_check(acc, prev[acc], cur[acc], self.min_accuracy_gain),
