@@ -238,6 +238,11 @@ class StudentConfig(StrictModel):
         TrainingConfig(epochs=6, learning_rate=1.0e-4), description="Stage 2 optimisation (the only stage before Stage 1 existed)."
     )
     checkpoints: CheckpointConfig = CheckpointConfig()
+    num_processes: int = Field(
+        1, ge=1, le=1024,
+        description="Data-parallel (DDP) training processes: one per GPU, or CPU processes (gloo) without a GPU. "
+        "Each process gets training.batch_size rows per step.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> StudentConfig:

@@ -18,6 +18,7 @@ from mangadistill.teacher.labeling import TeacherLabels
 from mangadistill.tracking import EpochLogger, log_figure, logger
 from mangadistill.training.checkpoints import job_key, remove_job
 from mangadistill.training.distill import distill_student
+from mangadistill.training.launch import distill_in_processes
 from mangadistill.training.loop import TrainResult
 from mangadistill.training.tables import STAGE1_COLUMNS, STAGE2_COLUMNS, epoch_table
 from materializers import ModelDirMaterializer
@@ -73,9 +74,13 @@ def train_student(
         if not config.checkpoints.resume:
             remove_job(checkpoint_dir)  # start over
     with compute_timer():
-        trained = distill_student(intent_dataset, teacher_model, teacher_labels, config, kd,
-                                  on_epoch_end=stage2_logger, on_stage1_epoch_end=stage1_logger,
-                                  checkpoint_dir=checkpoint_dir)
+        if config.num_processes > 1:
+            trained = distill_in_processes(config.num_processes, intent_dataset, teacher_model, teacher_labels,
+                                           config, kd, checkpoint_dir)
+        else:
+            trained = distill_student(intent_dataset, teacher_model, teacher_labels, config, kd,
+                                      on_epoch_end=stage2_logger, on_stage1_epoch_end=stage1_logger,
+                                      checkpoint_dir=checkpoint_dir)
     summary = {"architecture": describe(trained.model), "loss": str(trained.loss)}
     if trained.stage1 is not None:
         _log_stage(trained.stage1, "stage1", STAGE1_COLUMNS, STAGE1_CURVES, deploys=False)

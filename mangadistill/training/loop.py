@@ -302,6 +302,9 @@ def train_classifier(
         start_epoch = result.resumed_from_epoch = resumed.epoch
         start_epoch += 1
         sampler.epoch = resumed.epoch  # the shuffle of epoch e is seeded by seed + e - 1
+        if on_epoch_end is not None and accelerator.is_main_process:
+            for metrics in result.history:  # this run's tracker gets the whole curve, not only the new epochs
+                on_epoch_end(metrics)
     started = time.perf_counter()
     for epoch in range(start_epoch, config.epochs + 1):
         if result.stop_reason:
@@ -342,6 +345,7 @@ def train_classifier(
             grad_norm=float(np.mean(grad_norms)),
             lr=float(scheduler.get_last_lr()[0]),
             samples_per_sec=seen / elapsed,
+            train_samples=seen,
             epoch_seconds=elapsed,
         )
         student = accelerator.unwrap_model(module).student
@@ -365,11 +369,11 @@ def train_classifier(
         elif epoch == config.epochs:
             result.stop_reason = f"epoch budget reached ({config.epochs} epochs)" + (
                 "" if decision is None else f"; {decision.reason}")
-        if on_epoch_end is not None and accelerator.is_main_process:
-            on_epoch_end(metrics)
         if checkpoints is not None:
             checkpoints.save(accelerator, epoch, {"history": result.history, "decisions": result.decisions,
                                                   "stop_reason": result.stop_reason}, best_state, best_changed)
+        if on_epoch_end is not None and accelerator.is_main_process:
+            on_epoch_end(metrics)
 
     result.train_seconds = time.perf_counter() - started
     student = accelerator.unwrap_model(module).student
