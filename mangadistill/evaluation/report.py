@@ -14,6 +14,7 @@ COMPARISON_ROWS: tuple[tuple[str, str, str], ...] = (
     ("rare_class_recall", "Rare-class recall", "pct"),
     ("refusal_precision", "Refusal precision", "pct"),
     ("refusal_recall", "Refusal recall", "pct"),
+    ("in_scope_accuracy", "In-scope accuracy", "pct"),
     ("latency_p50_ms", "Warm latency p50", "ms"),
     ("latency_p95_ms", "Warm latency p95", "ms"),
     ("cold_start_ms", "Cold start (new process)", "ms"),

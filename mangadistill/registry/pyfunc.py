@@ -13,6 +13,7 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 
+from mangadistill.models.decision import card_refusal_rule
 from mangadistill.models.model_dir import MODEL_CARD
 
 MODEL_ARTIFACT = "model_dir"
@@ -60,6 +61,7 @@ class IntentClassifierPyfunc(mlflow.pyfunc.PythonModel):
         path = Path(context.artifacts[MODEL_ARTIFACT])
         card = json.loads((path / MODEL_CARD).read_text(encoding="utf-8"))
         self._labels = list(card["labels"])
+        self._refusal = card_refusal_rule(card)  # (refusal id, threshold)
         if card.get("format") == "onnx":
             from mangadistill.export.onnx import OnnxClassifier
 
@@ -71,11 +73,10 @@ class IntentClassifierPyfunc(mlflow.pyfunc.PythonModel):
         """``intent`` and ``confidence`` (top softmax probability) for each query."""
         import pandas as pd
 
-        from mangadistill.export.onnx import softmax
+        from mangadistill.models.decision import decide
 
         texts = _as_texts(model_input)
         if not texts:
             return pd.DataFrame({"intent": pd.Series(dtype=str), "confidence": pd.Series(dtype=float)})
-        probabilities = softmax(np.asarray(self._classifier.logits(texts), dtype=np.float64))  # (B, C)
-        return pd.DataFrame({"intent": [self._labels[i] for i in probabilities.argmax(-1)],
-                             "confidence": probabilities.max(-1)})
+        predictions, confidence = decide(np.asarray(self._classifier.logits(texts)), *self._refusal)
+        return pd.DataFrame({"intent": [self._labels[i] for i in predictions], "confidence": confidence})

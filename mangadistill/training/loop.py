@@ -12,6 +12,7 @@ the best validation accuracy are restored at the end (runbook 6.8).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -236,8 +237,9 @@ def _teacher_internals(teacher: OnlineTeacher, inputs: dict[str, torch.Tensor], 
     ids = inputs["input_ids"]
     if teacher.input_id_map is not None:
         ids = teacher.input_id_map.to(ids.device)[ids]
-    out = teacher.model(**{**inputs, "input_ids": ids}, output_hidden_states="feature" in matched,
-                        output_attentions="attention" in matched)
+    accepted = inspect.signature(teacher.model.forward).parameters  # e.g. MPNet takes no token_type_ids
+    out = teacher.model(**{k: v for k, v in {**inputs, "input_ids": ids}.items() if k in accepted},
+                        output_hidden_states="feature" in matched, output_attentions="attention" in matched)
     return out.hidden_states, out.attentions
 
 

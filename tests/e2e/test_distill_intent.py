@@ -183,3 +183,26 @@ def test_mlflow_ui_serves_the_run_and_the_registered_model(stores, first_run):
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
+
+
+def test_both_stages_are_logged_with_their_own_metrics_tables_and_reasons(first_run, client):
+    config = load_config(SMOKE, DistillIntentConfig)
+    run = client.search_runs([client.get_experiment_by_name("distill_intent").experiment_id])[0]
+    stage1 = {name: client.get_metric_history(run.info.run_id, f"stage1_{name}")
+              for name in ("loss_feature", "loss_attention", "loss_probe", "probe_val_accuracy")}
+    epochs = [m.step for m in stage1["loss_feature"]]
+    assert epochs and epochs == list(range(1, len(epochs) + 1)) and len(epochs) <= config.student.stage1.training.epochs
+    assert all([m.step for m in history] == epochs for history in stage1.values())
+    assert run.data.tags["stage1_stop_reason"] and run.data.tags["stage2_stop_reason"]
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="student"))
+    assert "| Epoch | Feature loss | Attention loss | Val acc (probe head) |" in (local / "stage1_epochs.md").read_text()
+    assert "| Epoch | CE loss | KD loss | Total loss | Val acc |" in (local / "stage2_epochs.md").read_text()
+    assert (local / "stage2_epochs.csv").read_text().startswith("Epoch,CE loss,KD loss")
+    assert "deployment candidate" in (local / "stage2_epochs.md").read_text()
+    assert (local / "stage1_stop.txt").read_text().startswith("stopped: ")
+    assert (local / "stage1_curves.png").stat().st_size > 1000 and (local / "stage2_curves.png").stat().st_size > 1000
+    assert "mse(hidden)" in (local / "stage1_loss.txt").read_text()
+    events = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="events/stage1_epoch_end.jsonl"))
+    first = json.loads(events.read_text().splitlines()[0])
+    assert first["stage"] == "feature_kd" and first["loss_feature"] > 0 and "probe_val_accuracy" in first
+    assert "stage 1: " in first_run.stdout and "stage 2: " in first_run.stdout

@@ -21,7 +21,7 @@ from mangadistill.config import PACKAGED_MINILM, KDConfig, Stage1Config, Stage1S
 from mangadistill.losses.kd import distillation_loss, feature_transfer_loss
 from mangadistill.models.encoders import load_tokenizer, resolve_model_path
 from mangadistill.training.checkpoints import StageCheckpoints
-from mangadistill.training.distill import build_layer_matcher, stage1_stop_rule
+from mangadistill.training.distill import build_layer_matcher
 from mangadistill.training.loop import ClassificationTask, OnlineTeacher, train_classifier
 
 TEXTS = [f"{w} {i}" for i in range(16) for w in ("hello there", "how much is berserk", "do you ship abroad")]

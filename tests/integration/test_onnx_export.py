@@ -17,8 +17,8 @@ from mangadistill.export.onnx import (
     quantize_dynamic_int8,
     quantize_static_int8,
     serving_copy,
-    softmax,
 )
+from mangadistill.models.decision import softmax
 from tests.tiny_models import tiny_classifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -96,3 +96,14 @@ def test_onnx_classifier_serves_without_torch(exported, tmp_path):
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     assert payload["torch"] is False and len(payload["labels"]) == len(TEXTS)
     assert set(payload["labels"]) <= {"a", "b", "c"}
+
+
+def test_a_calibrated_refusal_threshold_travels_in_the_card(tmp_path):
+    fp32, _, _ = tiny_classifier(tmp_path / "torch", ["a", "b", "c"], hidden_size=32)
+    plain = export_onnx(fp32, tmp_path / "plain")
+    refusing = export_onnx(fp32, tmp_path / "refusing", refusal_label="c", refusal_threshold=0.99)
+    assert "refusal_threshold" not in plain.card and refusing.card["refusal_threshold"] == 0.99
+    labels, confidence = OnnxClassifier(refusing.path).predict_with_confidence(TEXTS)
+    assert labels == ["c"] * len(TEXTS) and (confidence < 0.99).all()  # a random tiny model is never that sure
+    assert OnnxClassifier(plain.path).predict(TEXTS) == [["a", "b", "c"][i] for i in
+                                                          OnnxClassifier(plain.path).logits(TEXTS).argmax(-1)]
