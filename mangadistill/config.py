@@ -178,8 +178,9 @@ class Stage1Config(StrictModel):
     enabled: bool = Field(True, description="Run Stage 1 before Stage 2.")
     layer_map: tuple[int, ...] | None = Field(
         None, min_length=1,
-        description="Teacher layer (1-based) matched by each student layer, e.g. [2, 4, 6]. Default: uniform, "
-        "m(l) = round(l * teacher_layers / student_layers).",
+        description="Teacher layer (1-based) matched by each student layer, e.g. [2, 4, 6]. Default: for "
+        "init=teacher_layers the layer each student layer was copied from (copied layer i reads teacher layer "
+        "i + 1), otherwise uniform, m(l) = round(l * teacher_layers / student_layers).",
     )
     match_embeddings: bool = Field(True, description="Also match the embedding-layer outputs.")
     feature_weight: float = Field(1.0, ge=0.0, le=1000.0, description="lambda_feat of L_feature.")

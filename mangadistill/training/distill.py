@@ -74,15 +74,24 @@ class Distilled(Trained):
     layer_matching: str = ""
 
 
-def build_layer_matcher(student: PreTrainedModel, teacher: PreTrainedModel, stage1: Stage1Config) -> LayerMatcher:
-    """Layer map and projections between two BERT-shaped encoders (`ConfigError` if the map does not fit)."""
+def build_layer_matcher(student: PreTrainedModel, teacher: PreTrainedModel, stage1: Stage1Config,
+                        copied_layers: tuple[int, ...] | None = None) -> LayerMatcher:
+    """Layer map and projections between two BERT-shaped encoders (`ConfigError` if the map does not fit).
+
+    Without an explicit `stage1.layer_map`, a student made of copied teacher layers (`copied_layers`,
+    0-based) matches each layer to the teacher layer it was copied from (copied layer i reads teacher
+    output i + 1); any other student gets the uniform map.
+    """
     s, t = student.config, teacher.config
+    layer_map = stage1.layer_map
+    if layer_map is None and copied_layers is not None:
+        layer_map = tuple(i + 1 for i in copied_layers)
     try:
         return LayerMatcher(
             student_layers=s.num_hidden_layers, teacher_layers=t.num_hidden_layers,
             student_hidden=s.hidden_size, teacher_hidden=t.hidden_size,
             student_heads=s.num_attention_heads, teacher_heads=t.num_attention_heads,
-            layer_map=stage1.layer_map, match_embeddings=stage1.match_embeddings,
+            layer_map=layer_map, match_embeddings=stage1.match_embeddings,
         )
     except ValueError as exc:
         raise ConfigError(f"student.stage1.{exc}") from None
@@ -144,7 +153,8 @@ def distill_student(
     online = matcher = None
     if config.stage1.enabled or stage2_loss.matched:
         online = OnlineTeacher(teacher_model, token_id_map(tokenizer, teacher_tokenizer, task.train_texts))
-        matcher = build_layer_matcher(student, teacher_model, config.stage1)
+        copied = config.teacher_layers if config.init == "teacher_layers" else None
+        matcher = build_layer_matcher(student, teacher_model, config.stage1, copied)
         logger.info("layer matching: %s", matcher.describe())
     else:
         del teacher_model

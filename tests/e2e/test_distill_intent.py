@@ -187,7 +187,8 @@ def test_mlflow_ui_serves_the_run_and_the_registered_model(stores, first_run):
 
 def test_both_stages_are_logged_with_their_own_metrics_tables_and_reasons(first_run, client):
     config = load_config(SMOKE, DistillIntentConfig)
-    run = client.search_runs([client.get_experiment_by_name("distill_intent").experiment_id])[0]
+    run = client.search_runs([client.get_experiment_by_name("distill_intent").experiment_id],
+                             order_by=["attribute.start_time ASC"])[0]  # the first run trained the student
     stage1 = {name: client.get_metric_history(run.info.run_id, f"stage1_{name}")
               for name in ("loss_feature", "loss_attention", "loss_probe", "probe_val_accuracy")}
     epochs = [m.step for m in stage1["loss_feature"]]

@@ -145,3 +145,12 @@ def test_layer_matching_across_different_tokenizers_is_refused(tokenizer, tmp_pa
     other = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
     with pytest.raises(ConfigError, match="tokenize like the teacher.*logit-only KD"):
         token_id_map(other, tokenizer, ["how much is berserk"])
+
+
+def test_a_student_of_copied_layers_matches_the_layers_it_was_copied_from(tokenizer):
+    teacher = _bert(tokenizer, hidden=32, layers=6, heads=2)
+    student = build_student(teacher, StudentConfig(teacher_layers=(0, 2, 4, 5)))
+    assert build_layer_matcher(student, teacher, Stage1Config(), copied_layers=(0, 2, 4, 5)).layer_map == (1, 3, 5, 6)
+    assert build_layer_matcher(student, teacher, Stage1Config()).layer_map == (2, 3, 4, 6)  # uniform otherwise
+    explicit = Stage1Config(layer_map=(2, 4, 5, 6))
+    assert build_layer_matcher(student, teacher, explicit, copied_layers=(0, 2, 4, 5)).layer_map == (2, 4, 5, 6)
