@@ -67,6 +67,7 @@ class StageCheckpoints:
             partial.mkdir(parents=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(partial / "state"))
+        accelerator.wait_for_everyone()  # every rank has written its part (RNG state) before the folder is renamed
         if accelerator.is_main_process:
             if best_changed and best_state is not None:
                 tmp = self.folder / f".{BEST_WEIGHTS}.partial"

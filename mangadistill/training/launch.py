@@ -59,7 +59,7 @@ def _main(job: Path) -> None:
 
     with open(job / JOB, "rb") as f:
         inputs = pickle.load(f)
-    state = PartialState()
+    state = PartialState(cpu=os.environ.get("ACCELERATE_USE_CPU") == "1")  # the singleton the training loop reuses
     callbacks = {}
     run = None
     if state.is_main_process and os.environ.get("MLFLOW_RUN_ID"):

@@ -61,13 +61,15 @@ class LengthGroupedBatches(torch.utils.data.Sampler[list[int]]):
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, window: int = 50) -> None:
         self.lengths = np.asarray(lengths)
-        self.batch_size = batch_size
+        # Not called `batch_size`: accelerate's DDP sharding then treats batches as variable-sized lists and
+        # deals them round-robin; with a `batch_size` it silently drops every pair holding a short batch.
+        self.rows_per_batch = batch_size
         self.window = batch_size * window
         self.seed = seed
         self.epoch = 0
 
     def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
+        return math.ceil(len(self.lengths) / self.rows_per_batch)
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng(self.seed + self.epoch)
@@ -77,7 +79,7 @@ class LengthGroupedBatches(torch.utils.data.Sampler[list[int]]):
         for start in range(0, len(order), self.window):
             chunk = order[start : start + self.window]
             chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches += [chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+            batches += [chunk[i : i + self.rows_per_batch].tolist() for i in range(0, len(chunk), self.rows_per_batch)]
         for i in rng.permutation(len(batches)):
             yield batches[i]
 
