@@ -15,21 +15,21 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(**extra):
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1", **extra}
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("ACCELERATE_USE_CPU", None)
-    env.update(extra)
-    return env
+    return {**env, **extra}
 
 
 def _run(out, *args, **env):
-    return subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), *args], env=_env(**env),
+    return subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), *args], env=_env(**env), check=False,
                           capture_output=True, text=True, timeout=300)
 
 
 def test_ddp_on_two_cpu_processes_trains_one_model(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT),
                "--out", str(tmp_path)]
-    done = subprocess.run(command, env=_env(ACCELERATE_USE_CPU="1"), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, env=_env(ACCELERATE_USE_CPU="1"), capture_output=True, text=True, timeout=300,
+                          check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
@@ -38,8 +38,8 @@ def test_ddp_on_two_cpu_processes_trains_one_model(tmp_path):
     for stage in ("stage1", "stage2"):
         # each rank saw half of every epoch; the logged averages are over all 48 rows, identical on both ranks
         assert [e["train_samples"] for e in ranks[0][stage]] == [48.0] * len(ranks[0][stage])
-        assert ranks[0][stage] == ranks[1][stage] or all(
-            a["loss_total"] == b["loss_total"] for a, b in zip(ranks[0][stage], ranks[1][stage]))
+        for key in ("loss_total", "rare_class_recall"):
+            assert [e[key] for e in ranks[0][stage]] == [e[key] for e in ranks[1][stage]], (stage, key)
     assert {"loss_feature", "loss_attention", "probe_val_accuracy"} <= ranks[0]["stage1"][0].keys()
 
 
