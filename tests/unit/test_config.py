@@ -12,10 +12,23 @@ from mangadistill.errors import ConfigError
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-@pytest.mark.parametrize("name", ["distill_intent.yaml", "distill_intent_smoke.yaml"])
+@pytest.mark.parametrize("name", ["distill_intent.yaml", "distill_intent_smoke.yaml", "distill_intent_clinc150.yaml",
+                                  "distill_intent_clinc150_imbalanced.yaml"])
 def test_shipped_configs_validate(name):
     config = load_config(CONFIGS / name, DistillIntentConfig)
     assert config.kd.temperature == 4.0 and config.kd.alpha == 0.7
+    assert config.student.stage1.enabled and config.student.stage2.enabled  # every shipped config runs both stages
+
+
+def test_stage_switches_and_weights_are_validated():
+    assert "enable at least one stage" in _error({"student": {"stage1": {"enabled": False}, "stage2": {"enabled": False}}})
+    assert "feature_weight and attention_weight are both 0" in _error(
+        {"student": {"stage1": {"feature_weight": 0, "attention_weight": 0}}})
+    assert "model: required when init is 'pretrained'" in _error({"student": {"init": "pretrained"}})
+    assert "student.stage1.stop.improvement_reference" in _error({"student": {"stage1": {"stop": {"improvement_reference": "best"}}}})
+    only_stage2 = parse_config({"student": {"stage1": {"enabled": False, "feature_weight": 0, "attention_weight": 0}}},
+                               DistillIntentConfig, source="cfg.yaml")
+    assert not only_stage2.student.stage1.enabled and only_stage2.student.stage2.enabled
 
 
 def test_defaults_follow_the_runbook():
