@@ -36,6 +36,16 @@ def _dataset_fingerprint(dataset: IntentDataset) -> str:
     return digest.hexdigest()[:16]
 
 
+def _model_fingerprint(model_dir: ModelDir) -> str:
+    """Hash of the weights (stable wherever the artifact store put the folder; differs between two teachers)."""
+    digest = hashlib.sha256()
+    for weights in sorted(Path(model_dir.path).glob("*.safetensors")) or sorted(Path(model_dir.path).glob("*.bin")):
+        with open(weights, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def _log_stage(result: TrainResult, name: str, columns, curves, deploys: bool) -> None:
     markdown, table_csv = epoch_table(result, columns, deploys)
     mlflow.log_text(markdown, f"student/{name}_epochs.md")
@@ -77,7 +87,8 @@ def train_student(
     stage2_logger = EpochLogger(stage="output_kd", run_label=run_label(), student=config.init, teacher=teacher_name)
     checkpoint_dir = None
     if config.checkpoints.enabled:
-        key = job_key(_dataset_fingerprint(intent_dataset), teacher_model.card, config.model_dump(mode="json"),
+        key = job_key(_dataset_fingerprint(intent_dataset), _model_fingerprint(teacher_model),
+                      config.model_dump(mode="json", exclude={"checkpoints"}),
                       kd.model_dump(mode="json"))
         checkpoint_dir = Path(config.checkpoints.dir).absolute() / f"student-{key}"
         if not config.checkpoints.resume:
