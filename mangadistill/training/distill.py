@@ -98,28 +98,15 @@ def build_layer_matcher(student: PreTrainedModel, teacher: PreTrainedModel, stag
 
 
 def stage1_stop_rule(config: Stage1StopConfig) -> Stage1StopRule | None:
-    if not config.enabled:
-        return None
-    return Stage1StopRule(
-        min_feature_improvement=config.min_feature_improvement,
-        min_attention_improvement=config.min_attention_improvement,
-        min_probe_gain=config.min_probe_gain,
-        patience=config.patience,
-        improvement_reference=config.improvement_reference,
-    )
+    """The runbook 6.5 rule with the configured thresholds; None when switched off."""
+    return Stage1StopRule(**config.model_dump(exclude={"enabled"})) if config.enabled else None
 
 
 def stage2_stop_rule(config: Stage2StopConfig) -> Stage2StopRule | None:
+    """The runbook 10.2 rule with the configured thresholds and KD-loss metric; None when switched off."""
     if not config.enabled:
         return None
-    return Stage2StopRule(
-        min_accuracy_gain=config.min_accuracy_gain,
-        min_rare_recall_gain=config.min_rare_recall_gain,
-        min_kd_improvement=config.min_kd_improvement,
-        required=config.required,
-        patience=config.patience,
-        kd_loss_key=config.kd_loss,
-    )
+    return Stage2StopRule(**config.model_dump(exclude={"enabled", "kd_loss"}), kd_loss_key=config.kd_loss)
 
 
 def distill_student(

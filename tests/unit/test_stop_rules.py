@@ -6,6 +6,7 @@ import itertools
 import pytest
 
 from mangadistill.config import Stage1StopConfig
+from mangadistill.training.distill import stage1_stop_rule
 from mangadistill.training.stop_rules import (
     DeploymentChoice,
     Stage1StopRule,
@@ -60,14 +61,7 @@ def test_stage1_configured_reading_stops_table_6_4_after_epoch_6():
     # epochs 5 and 6 (patience=1), with each loss's improvement measured against the first epoch's loss:
     #   epoch 6: feature (0.714-0.701)/1.842 = 0.71%, attention (0.401-0.392)/0.913 = 0.99%, probe +0.00 -> all hold
     #   epoch 5: feature (0.791-0.714)/1.842 = 4.18% -> does not hold, so the rule cannot fire earlier.
-    defaults = Stage1StopConfig()
-    rule = Stage1StopRule(
-        min_feature_improvement=defaults.min_feature_improvement,
-        min_attention_improvement=defaults.min_attention_improvement,
-        min_probe_gain=defaults.min_probe_gain,
-        patience=defaults.patience,
-        improvement_reference=defaults.improvement_reference,
-    )
+    rule = stage1_stop_rule(Stage1StopConfig())  # the rule training builds from the shipped defaults
     decision = rule.first_stop(TABLE_6_4)
     assert decision is not None and decision.epoch == 6
     assert "loss_feature improved 0.71% of the first epoch's loss (< 2.00%)" in decision.reason
