@@ -63,7 +63,7 @@ def _log_stage(result: TrainResult, name: str, columns, curves, deploys: bool) -
 def _stage_summary(result: TrainResult, loss_key: str, accuracy_key: str, rule: str) -> str:
     """``4 epochs (stop rule, runbook 6.5), loss_feature 0.812 -> 0.301, kept epoch 4 (probe_val_accuracy 90.1%)``."""
     first, last = result.history[0], result.history[-1]
-    ended = f"stop rule, {rule}" if result.stop_reason.startswith("stage") else "epoch budget"
+    ended = f"stop rule, {rule}" if result.stopped_by_rule else "epoch budget"
     return (f"{len(result.history)} epochs ({ended}), {loss_key} {first.get(loss_key, float('nan')):.3f} -> "
             f"{last.get(loss_key, float('nan')):.3f}, kept epoch {result.best_epoch} ({accuracy_key} "
             f"{100 * result.best_val_accuracy:.1f}%)")

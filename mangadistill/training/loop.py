@@ -149,6 +149,7 @@ class TrainResult:
     best_val_accuracy: float = float("nan")
     train_seconds: float = 0.0
     stop_reason: str = ""
+    stopped_by_rule: bool = False  # False: the epoch budget ended the run
     deployment_reason: str = ""
     decisions: list[str] = field(default_factory=list)  # the stop rule's verdict after each epoch
     resumed_from_epoch: int = 0
@@ -302,6 +303,7 @@ def train_classifier(
         result.history = resumed.trainer["history"]
         result.decisions = resumed.trainer["decisions"]
         result.stop_reason = resumed.trainer.get("stop_reason", "")
+        result.stopped_by_rule = resumed.trainer.get("stopped_by_rule", False)
         best_state = resumed.best_state
         start_epoch = result.resumed_from_epoch = resumed.epoch
         start_epoch += 1
@@ -369,13 +371,14 @@ def train_classifier(
         decision = _decide(stop_rule, result.history, epoch)
         result.decisions.append(decision.reason if decision else "")
         if decision is not None and decision.stop:
-            result.stop_reason = decision.reason
+            result.stop_reason, result.stopped_by_rule = decision.reason, True
         elif epoch == config.epochs:
             result.stop_reason = f"epoch budget reached ({config.epochs} epochs)" + (
                 "" if decision is None else f"; {decision.reason}")
         if checkpoints is not None:
             checkpoints.save(accelerator, epoch, {"history": result.history, "decisions": result.decisions,
-                                                  "stop_reason": result.stop_reason}, best_state, best_changed)
+                                                  "stop_reason": result.stop_reason,
+                                                  "stopped_by_rule": result.stopped_by_rule}, best_state, best_changed)
         if on_epoch_end is not None and accelerator.is_main_process:
             on_epoch_end(metrics)
 

@@ -39,29 +39,20 @@ def _notes(result: TrainResult, epoch: int, deploys: bool) -> str:
         notes.append("deployment candidate (first best val acc)")
     last = int(result.history[-1]["epoch"])
     if epoch == last and result.stop_reason:
-        notes.append("stop rule fired" if result.stop_reason.startswith("stage") else "epoch budget reached")
+        notes.append("stop rule fired" if result.stopped_by_rule else "epoch budget reached")
     return "; ".join(notes)
 
 
-def epoch_rows(result: TrainResult, columns: Sequence[tuple[str, str, str]], deploys: bool) -> list[tuple[str, ...]]:
-    """One row per epoch: epoch, the columns' values, notes (deployment candidate, why the stage ended)."""
-    present = [c for c in columns if any(c[1] in row for row in result.history)]
-    return [
-        (str(int(row["epoch"])), *(_fmt(row.get(key), kind) for _, key, kind in present),
-         _notes(result, int(row["epoch"]), deploys))
-        for row in result.history
-    ]
-
-
 def epoch_table(result: TrainResult, columns: Sequence[tuple[str, str, str]], deploys: bool) -> tuple[str, str]:
-    """(markdown, CSV) of a stage's epochs; the CSV keeps full precision."""
+    """(markdown, CSV) of a stage's epochs: epoch, the logged columns, notes (deployment candidate, why the stage
+    ended); the CSV keeps full precision."""
     present = [c for c in columns if any(c[1] in row for row in result.history)]
     header = ("Epoch", *(name for name, _, _ in present), "Notes")
-    markdown = render_markdown(epoch_rows(result, columns, deploys), header)
+    rows = [(int(row["epoch"]), row, _notes(result, int(row["epoch"]), deploys)) for row in result.history]
+    markdown = render_markdown([(str(epoch), *(_fmt(row.get(key), kind) for _, key, kind in present), notes)
+                                for epoch, row, notes in rows], header)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
-    for row in result.history:
-        writer.writerow([int(row["epoch"]), *(row.get(key, "") for _, key, _ in present),
-                         _notes(result, int(row["epoch"]), deploys)])
+    writer.writerows([epoch, *(row.get(key, "") for _, key, _ in present), notes] for epoch, row, notes in rows)
     return markdown, buffer.getvalue()
