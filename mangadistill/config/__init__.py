@@ -1,0 +1,32 @@
+"""Typed, validated configuration, one module per pipeline family.
+
+- `base`: the strict base model, YAML loading with `extends:` layering, one-line errors, path resolution;
+- `distill_intent`: data, teacher, student (Stage 1, Stage 2), evaluation, export, cost, refusal, registry;
+- `traffic`: where production-traffic logs come from (drift, shadow, monitoring);
+- `drift`: the `drift_report` pipeline;
+- `lifecycle`: promotion (gates, shadow, rollout), monitoring (triggers) and rollback of any model family.
+
+Every name is re-exported here, so callers write ``from mangadistill.config import StudentConfig``.
+"""
+
+from mangadistill.config.base import (
+    EXTENDS_KEY,
+    ConfigT,
+    StrictModel,
+    load_config,
+    merge_layers,
+    parse_config,
+    read_layered,
+    resolve_relative_paths,
+)
+from mangadistill.config.distill_intent import *  # noqa: F403
+from mangadistill.config.distill_intent import __all__ as _distill_all
+from mangadistill.config.drift import *  # noqa: F403
+from mangadistill.config.drift import __all__ as _drift_all
+from mangadistill.config.lifecycle import *  # noqa: F403
+from mangadistill.config.lifecycle import __all__ as _lifecycle_all
+from mangadistill.config.traffic import *  # noqa: F403
+from mangadistill.config.traffic import __all__ as _traffic_all
+
+__all__ = ["EXTENDS_KEY", "ConfigT", "StrictModel", "load_config", "merge_layers", "parse_config", "read_layered",
+           "resolve_relative_paths", *_distill_all, *_drift_all, *_lifecycle_all, *_traffic_all]
