@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from mangadistill.errors import UserError
-from pipelines import PIPELINES
+from mangadistill.families import family_for_model, get_family, known_families
+from pipelines import PIPELINES, PipelineEntry
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,10 +38,14 @@ def _parser() -> argparse.ArgumentParser:
                         help="run on an existing ZenML stack with an MLflow tracker (default: create/use the local one)")
     parser.add_argument("--mlflow-ui", action="store_true", help="start the MLflow UI on the project's MLflow store")
     parser.add_argument("--port", type=int, help="port for --mlflow-ui (default 5000) or --serve (default 8000)")
-    # promotion / serving (issue 5)
+    # life cycle and serving, for any model family
     parser.add_argument("--version", type=int, metavar="N",
-                        help="promote_intent: the version to promote; rollback_intent: the version to restore")
-    parser.add_argument("--serve", choices=["intent"], help="serve the registry's production intent model over HTTP")
+                        help="promote*: the version to promote; rollback*: the version to restore")
+    parser.add_argument("--model", metavar="NAME",
+                        help="promote/monitor/rollback/--serve: the registered model (its family's config, "
+                        "configs/<pipeline>_<family>.yaml, is the default); default: the family's own model")
+    parser.add_argument("--serve", metavar="FAMILY", choices=known_families(),
+                        help=f"serve a family's production model over HTTP ({', '.join(known_families())})")
     parser.add_argument("--host", default="127.0.0.1", help="address for --serve (default 127.0.0.1)")
     parser.add_argument("--poll-seconds", type=float, default=2.0,
                         help="--serve: how often the registry is checked for a new production version (default 2)")
@@ -48,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """Serve `mangaassist-intent@production` with FastAPI/uvicorn until Ctrl+C (see mangadistill/serving)."""
+    """Serve a family's `<model>@production` with FastAPI/uvicorn until Ctrl+C (see mangadistill/serving)."""
     import uvicorn
 
     from mangadistill.serving.app import RegistryFollower, create_app
@@ -57,8 +62,9 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uri, port = mlflow_tracking_uri(), args.port or 8000
-    follower = RegistryFollower("mangaassist-intent", tracking_uri=uri, poll_seconds=args.poll_seconds)
-    print(f"serving mangaassist-intent@production from {uri} on http://{args.host}:{port} (Ctrl+C to stop)", flush=True)
+    name = args.model or get_family(args.serve).model_name
+    follower = RegistryFollower(name, tracking_uri=uri, poll_seconds=args.poll_seconds)
+    print(f"serving {name}@production from {uri} on http://{args.host}:{port} (Ctrl+C to stop)", flush=True)
     uvicorn.run(create_app(follower), host=args.host, port=port, log_level="warning", access_log=False)
     return 0
 
@@ -82,6 +88,30 @@ def _mlflow_ui(port: int) -> int:
         return subprocess.call(command)
     except KeyboardInterrupt:
         return 0
+
+
+def _config(args: argparse.Namespace, entry: PipelineEntry):
+    """The validated config: --config, else the pipeline's (or, with --model, the model's family's) default;
+    then --model and --version applied."""
+    from mangadistill.config import load_config, parse_config, resolve_relative_paths
+    from mangadistill.errors import ConfigError
+
+    fields = entry.config_model.model_fields
+    if args.model is not None and "family" not in fields:
+        raise ConfigError(f"--model applies to the life-cycle pipelines (promote, monitor, rollback), not {entry.name}")
+    if args.version is not None and "candidate_version" not in fields:
+        raise ConfigError(f"--version applies to the promote and rollback pipelines, not {entry.name}")
+    family = family_for_model(args.model) if args.model else None
+    path = args.config or entry.default_config_for(family.name if family else "intent")
+    if args.config is None and family is not None and not path.is_file():  # a family without a shipped config
+        config = parse_config({"family": family.name}, entry.config_model, source=f"--model {args.model}")
+    else:
+        path = path.resolve()
+        config = resolve_relative_paths(load_config(path, entry.config_model), path.parent)
+    updates = {"model_name": args.model} if args.model else {}
+    if args.version is not None:
+        updates["candidate_version"] = args.version
+    return config.model_copy(update=updates) if updates else config
 
 
 def _print_summary(name: str, run, module) -> None:
@@ -110,18 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return 2
     entry = PIPELINES[args.pipeline]
-    from mangadistill.config import load_config, resolve_relative_paths
     from mangadistill.preflight import preflight
 
     try:
-        config_path = (args.config or entry.default_config).resolve()
-        config = resolve_relative_paths(load_config(config_path, entry.config_model), config_path.parent)
-        if args.version is not None:
-            if "candidate_version" not in entry.config_model.model_fields:
-                print(f"error: --version applies to promote_intent and rollback_intent, not {args.pipeline}",
-                      file=sys.stderr)
-                return 2
-            config = config.model_copy(update={"candidate_version": args.version})
+        config = _config(args, entry)
         preflight(config)  # cheap checks (files exist, models load) before any pipeline starts
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

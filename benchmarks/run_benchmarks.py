@@ -108,9 +108,10 @@ def cached_kd_run(teacher_dir, dataset, teacher_labels, config, rows: int):
     task.train_texts, task.train_labels = task.train_texts[:rows], task.train_labels[:rows]
     task.train_teacher_logits = task.train_teacher_logits[:rows]
     task.val_texts, task.val_labels, task.val_teacher_logits = task.val_texts[:32], task.val_labels[:32], task.val_teacher_logits[:32]
-    training = student_config.training.model_copy(update={"epochs": 1})
-    result = train_classifier(student, tokenizer, task, distillation_loss(config.kd), training,
-                              temperature=config.kd.temperature, desc="cached-logits KD")
+    stage2 = student_config.stage2
+    training = stage2.training.model_copy(update={"epochs": 1})
+    result = train_classifier(student, tokenizer, task, distillation_loss(stage2.kd), training,
+                              temperature=stage2.kd.temperature, desc="cached-logits KD")
     epoch = result.history[0]
     batches = make_loader(tokenizer, task.train_texts, task.train_labels, training.max_length, training.batch_size,
                           training.seed, shuffle=True)
@@ -255,13 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     from mangadistill.training.loop import predict_logits
 
     started = time.perf_counter()
-    predict_logits(teacher, tokenizer, task.train_texts, student_config.training.max_length)
+    predict_logits(teacher, tokenizer, task.train_texts, student_config.stage2.training.max_length)
     labelling = rows / (time.perf_counter() - started)
     from benchmarks.online_kd import online_kd_samples_per_second
 
     online = online_kd_samples_per_second(teacher, build_student(teacher, student_config), tokenizer, task.train_texts,
-                                          task.train_labels.tolist(), temperature=config.kd.temperature,
-                                          alpha=config.kd.alpha)
+                                          task.train_labels.tolist(), temperature=student_config.stage2.kd.temperature,
+                                          alpha=student_config.stage2.kd.alpha)
 
     print("[3/3] FLOP utilisation ...", flush=True)
     flops = training_flops(build_student(teacher, student_config), batches)

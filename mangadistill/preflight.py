@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mangadistill.config import DistillIntentConfig, DriftReportConfig
+from mangadistill.config import DistillIntentConfig, DriftReportConfig, TrafficConfig
 from mangadistill.errors import ConfigError, DataError, ModelLoadError
 
 
@@ -34,10 +34,8 @@ def preflight(config: BaseModel) -> None:
         _preflight_drift_report(config)
         return
     traffic = getattr(config, "traffic", None) or getattr(getattr(config, "shadow", None), "traffic", None)
-    if traffic is not None:  # promote_intent / monitor_intent: the traffic log must be readable and non-empty
-        from mangadistill.promotion.traffic import load_traffic
-
-        load_traffic(traffic)
+    if isinstance(traffic, TrafficConfig):  # promote / monitor: the log must be readable
+        _preflight_traffic(traffic)
     if not isinstance(config, DistillIntentConfig):
         return
     if config.data.path is not None and not Path(config.data.path).is_file():
@@ -59,7 +57,7 @@ def _preflight_layer_matching(config: DistillIntentConfig, teacher: Any) -> None
     """Feature/attention KD: the layer map fits both depths, and the student tokenizes like the teacher."""
     student = config.student
     student_model = check_model_reference("student.model", student.model) if student.init == "pretrained" else None
-    if not (student.stage1.enabled or config.kd.feature_weight or config.kd.attention_weight):
+    if not (student.stage1.enabled or student.stage2.kd.feature_weight or student.stage2.kd.attention_weight):
         return
     n_student = {"teacher_layers": len(student.teacher_layers), "scratch": student.architecture.num_layers}.get(
         student.init) or getattr(student_model, "num_hidden_layers", None)
@@ -79,10 +77,15 @@ def _preflight_layer_matching(config: DistillIntentConfig, teacher: Any) -> None
                      load_tokenizer(resolve_model_path(config.teacher.model)), _TOKENIZER_PROBES)
 
 
-def _preflight_drift_report(config: DriftReportConfig) -> None:
-    """The traffic log reads and has a `text` column; the embedding model resolves offline."""
-    if config.traffic.path is not None:
-        from mangadistill.drift.traffic import load_traffic
+def _preflight_traffic(traffic: TrafficConfig) -> None:
+    """A traffic log file reads, has a `text` column and a usable row (the simulator is not run here)."""
+    if traffic.source != "simulator":
+        from mangadistill.traffic import load_traffic
 
-        load_traffic(config.traffic)  # a DataError names the file and what is wrong with it
+        load_traffic(traffic)  # a DataError names the file and what is wrong with it
+
+
+def _preflight_drift_report(config: DriftReportConfig) -> None:
+    """The traffic log reads; the embedding model resolves offline."""
+    _preflight_traffic(config.traffic)
     check_model_reference("embedding.model", config.embedding.model)

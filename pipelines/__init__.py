@@ -12,13 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mangadistill.config import (
-    DistillIntentConfig,
-    DriftReportConfig,
-    MonitorIntentConfig,
-    PromoteIntentConfig,
-    RollbackIntentConfig,
-)
+from mangadistill.config import DistillIntentConfig, DriftReportConfig, MonitorConfig, PromoteConfig, RollbackConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -32,10 +26,16 @@ class PipelineEntry:
     module: str
     config_model: type[BaseModel]
     description: str
+    #: A life-cycle pipeline of any model family (`--model NAME` picks the family's registered model).
+    family_generic: bool = False
 
     @property
     def default_config(self) -> Path:
         return CONFIG_DIR / f"{self.name}.yaml"
+
+    def default_config_for(self, family: str) -> Path:
+        """A family-generic pipeline's config for `family`: ``configs/<pipeline>_<family>.yaml``."""
+        return CONFIG_DIR / f"{self.name}_{family}.yaml" if self.family_generic else self.default_config
 
     def load(self):
         """The pipeline module (imports zenml)."""
@@ -58,22 +58,43 @@ PIPELINES: dict[str, PipelineEntry] = {
             "Evidently drift report: production traffic vs the training data; recommends retraining",
         ),
         PipelineEntry(
+            "promote",
+            "pipelines.promote",
+            PromoteConfig,
+            "any family (--model NAME): gates -> staging; shadow + staged rollout -> production",
+            family_generic=True,
+        ),
+        PipelineEntry(
+            "monitor",
+            "pipelines.monitor",
+            MonitorConfig,
+            "any family (--model NAME): rollback triggers on a labelled traffic log, drift -> retraining",
+            family_generic=True,
+        ),
+        PipelineEntry(
+            "rollback",
+            "pipelines.rollback",
+            RollbackConfig,
+            "any family (--model NAME): production back to last-known-good (or --version N)",
+            family_generic=True,
+        ),
+        PipelineEntry(
             "promote_intent",
             "pipelines.promote_intent",
-            PromoteIntentConfig,
-            "gate a registered version -> staging; shadow + staged rollout -> production (old one archived)",
+            PromoteConfig,
+            "promote for the intent family: gate a version -> staging; shadow + rollout -> production",
         ),
         PipelineEntry(
             "monitor_intent",
             "pipelines.monitor_intent",
-            MonitorIntentConfig,
-            "rollback triggers on a labelled traffic log; roll production back to last-known-good (or recommend)",
+            MonitorConfig,
+            "monitor for the intent family: rollback triggers, roll back to last-known-good (or recommend)",
         ),
         PipelineEntry(
             "rollback_intent",
             "pipelines.rollback_intent",
-            RollbackIntentConfig,
-            "move production back by hand to last-known-good (or --version N)",
+            RollbackConfig,
+            "rollback for the intent family: production back to last-known-good (or --version N)",
         ),
     )
 }

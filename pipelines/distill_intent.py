@@ -28,7 +28,7 @@ def distill_intent(config: DistillIntentConfig) -> None:
     teacher_model = train_teacher(intent_dataset, config=config.teacher)
     teacher_labels = label_with_teacher(intent_dataset, teacher_model,
                                         low_confidence_threshold=config.teacher.low_confidence_threshold)
-    student_model = train_student(intent_dataset, teacher_model, teacher_labels, config=config.student, kd=config.kd)
+    student_model = train_student(intent_dataset, teacher_model, teacher_labels, config=config.student)
     evaluation = evaluate_models(intent_dataset, teacher_model, student_model, refusal=config.refusal)
     student_onnx, export_report = export_student(intent_dataset, student_model, evaluation, config=config.export)
     serving = benchmark_serving(intent_dataset, teacher_model, student_model, student_onnx, evaluation, export_report,

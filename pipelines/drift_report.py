@@ -1,5 +1,10 @@
 """`drift_report`: reference split + production traffic -> production-model predictions -> features ->
-Evidently drift report -> retraining recommendation."""
+Evidently drift report -> retraining recommendation.
+
+The reference is by default the held-out `gate` split of the dataset version the production model was
+trained on: queries from the training distribution that the model never saw, so its predictions and
+confidence on them are what new traffic from the same distribution would get.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from steps import (
 
 @pipeline
 def drift_report(config: DriftReportConfig) -> None:
-    """Compare production traffic with the training data the production model learned from."""
+    """Compare production traffic with held-out queries of the dataset the production model learned from."""
     reference_queries, reference_source = load_reference_data(config=config.reference)
     traffic_log = load_traffic_log(config=config.traffic)
     reference_predictions, traffic_predictions, production_model = predict_intents(
@@ -73,12 +78,12 @@ def summary(run: Any) -> list[Any]:
     if model.get("training_run") and reference.get("run_name") and model["training_run"] != reference["run_name"]:
         lines.append(f"[yellow]note: the reference comes from run {reference['run_name']}, the production model "
                      f"was trained in run {model['training_run']}; pin reference.artifact_version_id to compare "
-                     "with the model's own training data[/]")
+                     "with the dataset version the model was trained on[/]")
     outputs_drifted = [c for c in ("predicted_intent", "confidence") if c in drift["drifted_columns"]]
     if outputs_drifted and reference["split"] == "train":
         lines.append(f"[yellow]note: part of the {' and '.join(outputs_drifted)} drift may come from comparing with "
                      "the model's own training split, where it is more accurate and more confident than on any new "
-                     "queries; reference.split: gate compares with queries it never saw[/]")
+                     "queries; the default reference.split: gate compares with queries it never saw[/]")
     lines.append(f"[bold]{recommendation['reason']}[/]")
     lines.append(f"report: {drift['report_uri']}")
     lines.append(f"also in the MLflow UI (run {drift['mlflow_run_id']}, experiment drift_report, Artifacts tab) and "

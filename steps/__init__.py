@@ -3,7 +3,7 @@
 from steps.act_on_triggers import act_on_triggers
 from steps.advance_rollout import advance_rollout
 from steps.benchmark_serving import benchmark_serving
-from steps.bootstrap_teacher import bootstrap_teacher
+from steps.bootstrap_production import bootstrap_production
 from steps.check_drift import check_drift
 from steps.check_production import check_production
 from steps.clean_intent_data import clean_intent_data
@@ -29,7 +29,7 @@ __all__ = [
     "act_on_triggers",
     "advance_rollout",
     "benchmark_serving",
-    "bootstrap_teacher",
+    "bootstrap_production",
     "check_drift",
     "check_production",
     "clean_intent_data",

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 from mlflow.tracking import MlflowClient
 from zenml import step
 
-from mangadistill.promotion.promote import act_on_triggers as act
-from mangadistill.promotion.rollback import TriggerDecision, TriggerRecord
-from mangadistill.registry.stages import stage_table
+from mangadistill.lifecycle.service import act_on_triggers as act
+from mangadistill.lifecycle.stages import stage_table
+from mangadistill.lifecycle.triggers import TriggerDecision
 from steps._context import log_output_metadata
 
 logger = logging.getLogger(__name__)
@@ -20,10 +20,8 @@ logger = logging.getLogger(__name__)
 def act_on_triggers(trigger_report: dict[str, Any], model_name: str,
                     action: Literal["rollback", "recommend"]) -> Annotated[dict[str, Any], "monitor_action"]:
     """Apply the decision of `check_production`; the reason is recorded on both versions."""
-    decision = TriggerDecision(trigger_report["fired"], tuple(TriggerRecord(**r) for r in trigger_report["triggers"]),
-                               trigger_report["reason"])
     client = MlflowClient()
-    result = act(client, model_name, trigger_report["version"], decision, action)
+    result = act(client, model_name, trigger_report["version"], TriggerDecision.from_dict(trigger_report), action)
     result["stages"] = stage_table(client, model_name)
     logger.info("monitor action: %s (%s)", result["action"], result.get("move") or result["reason"])
     log_output_metadata({"action": result["action"], "rolled_back": result["rolled_back"]})

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from mlflow.tracking import MlflowClient
 from zenml import step
 
-from mangadistill.config import PromoteIntentConfig
-from mangadistill.promotion.promote import advance_rollout as advance
-from mangadistill.registry.stages import flag_ungated_production, stage_table
+from mangadistill.config import PromoteConfig
+from mangadistill.lifecycle.service import advance_rollout as advance
+from mangadistill.lifecycle.stages import flag_ungated_production, stage_table
 from steps._context import log_output_metadata
 
 logger = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 @step(enable_cache=False, experiment_tracker=True)
 def advance_rollout(candidate: dict[str, Any], shadow_report: dict[str, Any],
-                    config: PromoteIntentConfig) -> Annotated[dict[str, Any], "promotion"]:
+                    config: PromoteConfig) -> Annotated[dict[str, Any], "promotion"]:
     """Runbook 15.2: 5% shadow -> 10% -> 25% -> 50% -> 100% (= the `production` alias)."""
     client, name, version = MlflowClient(), candidate["name"], candidate["version"]
     if shadow_report.get("skipped") is not None or not shadow_report.get("version"):

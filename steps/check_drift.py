@@ -10,7 +10,8 @@ from zenml import step
 
 from mangadistill.config import MonitorDriftConfig
 from mangadistill.drift.latest import latest_drift_check
-from mangadistill.registry.stages import version_in_stage
+from mangadistill.lifecycle.service import record_retraining
+from mangadistill.lifecycle.stages import PRODUCTION, version_in_stage
 from steps._context import log_output_metadata
 
 logger = logging.getLogger(__name__)
@@ -23,11 +24,9 @@ def check_drift(config: MonitorDriftConfig, model_name: str) -> Annotated[dict[s
         return {"status": "disabled", "retrain": False, "reason": "drift check disabled (drift.enabled: false)"}
     client = MlflowClient()
     check = latest_drift_check(client, config.experiment, config.max_drift_share, config.max_age_hours)
-    production = version_in_stage(client, model_name, "production")
+    production = version_in_stage(client, model_name, PRODUCTION)
     if production is not None and check["status"] == "ok":
-        client.set_model_version_tag(model_name, production, "retrain_recommended", str(check["retrain"]).lower())
-        client.set_model_version_tag(model_name, production, "retrain_reason", check["reason"])
-        client.set_model_version_tag(model_name, production, "drift_report_run", check["run_id"])
+        record_retraining(client, model_name, production, check)
     check["production_version"] = production
     logger.info("drift: %s", check["reason"])
     log_output_metadata({k: v for k, v in check.items() if v is not None})

@@ -10,26 +10,26 @@ import mlflow
 from mlflow.tracking import MlflowClient
 from zenml import step
 
-from mangadistill.config import MonitorIntentConfig
-from mangadistill.promotion.promote import check_triggers, observe_production
-from mangadistill.registry.stages import sync_stage_mirrors
+from mangadistill.config import MonitorConfig
+from mangadistill.lifecycle.service import check_triggers, observe_production
+from mangadistill.lifecycle.stages import sync_stage_mirrors
 from steps._context import log_output_metadata
 
 logger = logging.getLogger(__name__)
 
 
 @step(enable_cache=False, experiment_tracker=True)
-def check_production(config: MonitorIntentConfig) -> Annotated[dict[str, Any], "trigger_report"]:
-    """Observed rare-class recall, refusal precision and warm p95 against the version's approved benchmark."""
-    client = MlflowClient()
-    for change in sync_stage_mirrors(client, config.model_name):
+def check_production(config: MonitorConfig) -> Annotated[dict[str, Any], "trigger_report"]:
+    """Observed metrics (intent: rare-class recall, refusal precision, warm p95) against the approved benchmark."""
+    client, name = MlflowClient(), config.registered_model
+    for change in sync_stage_mirrors(client, name):
         logger.warning("registry: %s", change)
-    version, baseline, observed, traffic = observe_production(client, config.model_name, config)
-    decision = check_triggers(config, baseline, observed)
-    mlflow.log_metrics({f"observed_{k}": v for k, v in observed.items() if not math.isnan(v)})
+    version, record, observed, traffic = observe_production(client, name, config)
+    decision = check_triggers(config, record.benchmark, observed)
+    mlflow.log_metrics({f"monitor/{k}": v for k, v in observed.items() if not math.isnan(v)})
     mlflow.log_dict({"version": version, "observed": observed, **decision.to_dict()},
                     f"monitor/triggers_v{version}.json")
     logger.info("production version %s: %s", version, decision.reason)
     log_output_metadata({"version": version, "fired": decision.fired})
-    return {"model_name": config.model_name, "version": version, "observed": observed, "traffic": traffic.source,
+    return {"model_name": name, "version": version, "observed": observed, "traffic": traffic.source,
             "traffic_counts": traffic.counts, **decision.to_dict()}

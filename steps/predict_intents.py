@@ -13,8 +13,9 @@ import pandas as pd
 from zenml import step
 
 from mangadistill.config import ProductionModelConfig
-from mangadistill.drift.production import load_production_model, resolve_production_model
 from mangadistill.drift.production import predict_intents as predict
+from mangadistill.drift.production import resolve_production_model
+from mangadistill.lifecycle.loading import load_version
 from steps._context import compute_timer
 
 logger = logging.getLogger(__name__)
@@ -28,13 +29,13 @@ def predict_intents(
     Annotated[pd.DataFrame, "traffic_predictions"],
     Annotated[dict[str, Any], "production_model"],
 ]:
-    """Resolve the production version (alias, else newest), load it, predict both sides with it."""
+    """Resolve the production version (alias, else newest), load it (the one loader), predict both sides with it."""
     with compute_timer():
         model = resolve_production_model(config)
         logger.info("production model: %s, chosen by %s", model.uri, model.chosen_by)
-        pyfunc = load_production_model(model)
+        loaded = load_version(model.name, model.version, num_threads=0)  # batch prediction: all cores
         sides = [pd.concat([frame.reset_index(drop=True),
-                            predict(pyfunc, frame["text"].tolist(), batch_size=config.batch_size)], axis=1)
+                            predict(loaded, frame["text"].tolist(), batch_size=config.batch_size)], axis=1)
                  for frame in (reference_queries, traffic_log)]
     mlflow.log_params({"production_model.uri": model.uri, "production_model.chosen_by": model.chosen_by})
     mlflow.set_tag("production_model_uri", model.uri)

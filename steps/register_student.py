@@ -12,15 +12,13 @@ from zenml import get_step_context, step
 
 from mangadistill.config import RegistryConfig
 from mangadistill.export.onnx import serving_copy
+from mangadistill.families.intent import student_record
 from mangadistill.models.model_dir import ModelDir
 from mangadistill.registry.register import register_classifier
 from mangadistill.tracking import flat_params
 from steps._context import log_output_metadata
 
 logger = logging.getLogger(__name__)
-
-GATE_TAGS = ("accuracy", "macro_f1", "rare_class_recall", "refusal_precision", "refusal_recall",
-             "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "cold_start_ms", "size_mb", "cost_per_million_usd")
 
 
 @step(enable_cache=False, experiment_tracker=True)
@@ -36,18 +34,13 @@ def register_student(
     mlflow.log_params(flat_params(resolved_config))
     mlflow.log_text(yaml.safe_dump(resolved_config, sort_keys=False), "config/resolved_config.yaml")
     served = serving_report["served_variant"]
-    student, teacher = serving_report["variants"][f"student_{served}"], evaluation["teacher"]
-    tags = {"role": "student", "served_variant": served, "zenml_pipeline_run": context.pipeline_run.name,
-            "teacher_gate_accuracy": f"{teacher['accuracy']:.4f}",
-            "fp32_student_gate_accuracy": f"{evaluation['student']['accuracy']:.4f}",
-            "retention": f"{student['accuracy'] / teacher['accuracy']:.4f}",
-            "cost_reduction": f"{serving_report['cost_reduction']:.4f}",
-            "serving_threads": str(serving_report["serving_threads"])}
-    tags.update({f"gate_{key}": f"{student[key]:.4f}" for key in GATE_TAGS if key in student})
     source_id = f"{context.inputs['student_onnx'][0].id}:{served}"
+    record = student_record(context.pipeline_run.name, source_id, evaluation, serving_report,
+                            teacher=resolved_config.get("teacher", {}).get("model"))
+    student, teacher = serving_report["variants"][f"student_{served}"], evaluation["teacher"]
     with tempfile.TemporaryDirectory(prefix="served-") as folder:
         registered = register_classifier(
-            serving_copy(student_onnx, served, folder), config.model_name, source_id=source_id, tags=tags,
+            serving_copy(student_onnx, served, folder), config.model_name, record,
             description=f"Distilled intent student served as {served}; gate accuracy {student['accuracy']:.3f} "
                         f"(teacher {teacher['accuracy']:.3f}), warm p95 {student['latency_p95_ms']:.2f} ms.",
         )

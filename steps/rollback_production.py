@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from mlflow.tracking import MlflowClient
 from zenml import step
 
-from mangadistill.registry import stages
+from mangadistill.lifecycle import stages
 from steps._context import log_output_metadata
 
 logger = logging.getLogger(__name__)

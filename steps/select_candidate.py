@@ -1,4 +1,4 @@
-"""Step: bring stage mirrors in line with the aliases, then pick the version to promote (never cached)."""
+"""Step: bring stage records in line with the aliases, then pick the version to promote (never cached)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from mlflow.tracking import MlflowClient
 from zenml import step
 
-from mangadistill.promotion.promote import select_candidate as choose
-from mangadistill.registry.stages import sync_stage_mirrors
+from mangadistill.lifecycle.service import select_candidate as choose
+from mangadistill.lifecycle.stages import sync_stage_mirrors
 from steps._context import log_output_metadata
 
 logger = logging.getLogger(__name__)

@@ -3,13 +3,13 @@
 One YAML file -> one tree of frozen pydantic models (`extra="forbid"`), validated before any pipeline
 starts. `load_config` turns validation failures into a single line that names the offending key, e.g.::
 
-    configs/x.yaml: student.training.epochs: Input should be greater than or equal to 1 (got 0)
+    configs/x.yaml: student.stage2.training.epochs: Input should be greater than or equal to 1 (got 0)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -21,13 +21,19 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: On a root model: dotted keys of an older layout -> where they moved; such a key is still an unknown key
+    #: (no silent alias), and its error says where it went.
+    MOVED_KEYS: ClassVar[dict[str, str]] = {}
+
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
-def _format_error(source: str, error: dict[str, Any]) -> str:
+def _format_error(source: str, error: dict[str, Any], moved: dict[str, str]) -> str:
     location = ".".join(str(part) for part in error["loc"]) or "<root>"
     if error["type"] == "extra_forbidden":
+        if location in moved:
+            return f"{source}: unknown key '{location}' (moved to '{moved[location]}')"
         return f"{source}: unknown key '{location}' (check the spelling against configs/*.yaml)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] != "value_error" and "input" in error:
@@ -45,7 +51,7 @@ def parse_config(raw: Any, model: type[ConfigT], source: str = "config") -> Conf
         return model.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
-        first = _format_error(source, errors[0])
+        first = _format_error(source, errors[0], getattr(model, "MOVED_KEYS", {}))
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ConfigError(first + more) from None
 
@@ -97,7 +103,10 @@ def read_layered(path: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[dict[s
         return raw, (path,)
     if not isinstance(parent, str) or not parent.strip():
         raise ConfigError(f"{path}: {EXTENDS_KEY}: expected the path of the base YAML file, got {parent!r}")
-    base, files = read_layered(path.parent / parent, (*_seen, path))
+    base_path = path.parent / parent
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: {EXTENDS_KEY}: base file not found: {base_path} (relative to this file's folder)")
+    base, files = read_layered(base_path, (*_seen, path))
     return merge_layers(base, raw), (path, *files)
 
 

@@ -21,7 +21,7 @@ TextStattest = Literal["perc_text_content_drift", "abs_text_content_drift"]
 
 
 class ReferenceDataConfig(StrictModel):
-    """The dataset version production traffic is compared with."""
+    """The dataset version production traffic is compared with, and which of its splits."""
 
     artifact_version_id: str | None = Field(
         None, min_length=1,
@@ -29,7 +29,10 @@ class ReferenceDataConfig(StrictModel):
         "successful distill_intent run in the active ZenML store.",
     )
     split: Literal["train", "val", "gate"] = Field(
-        "train", description="Split used as reference (the queries the model was trained on by default)."
+        "gate", description="Split used as reference. gate (default): held-out queries the production model "
+        "never trained on, so its predictions and confidence are compared like for like with new traffic; "
+        "train: the model fits these more closely than any new query, so predicted_intent and confidence "
+        "can drift with nothing changed.",
     )
 
 

@@ -1,23 +1,29 @@
-"""Config of the life-cycle pipelines: promotion (gates, shadow, rollout), monitoring (triggers), rollback."""
+"""Config of the life-cycle pipelines, for any model family: promotion (gates, shadow, rollout), monitoring
+(rollback triggers, drift) and rollback.
+
+Each config names its `family` (default ``intent``); the registered model defaults to the family's own.
+Gates and triggers left out take the family's defaults (`mangadistill.families`), which are the only
+place those defaults live; `options:` holds the family's own settings, validated by its options model.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from mangadistill.config.base import StrictModel
-from mangadistill.config.traffic import ReplayTrafficConfig
+from mangadistill.config.traffic import TrafficConfig
 
-# ------------------------------------------------------------------------- promotion, monitoring, rollback
+
 class GateSpec(StrictModel):
     """One gate: a recorded metric that must be at least `min` or at most `max` (exactly one of them)."""
 
     category: Literal["quality", "safety", "latency", "cost", "rollback", "observability", "shadow"] = Field(
         description="Checklist category of runbook 15.1 (shadow: the online comparison of 15.2)."
     )
-    metric: str = Field(min_length=1, description="Name of the metric the gate reads (e.g. a version tag gate_accuracy).")
+    metric: str = Field(min_length=1, description="Metric the gate reads: a benchmark metric of the version "
+                        "(e.g. accuracy), a checklist fact, or a shadow metric (e.g. agreement_rate).")
     min: float | None = Field(None, description="Pass when value >= min.")
     max: float | None = Field(None, description="Pass when value <= max.")
     enabled: bool = Field(True, description="Disabled gates are recorded as skipped, never failed.")
@@ -29,46 +35,28 @@ class GateSpec(StrictModel):
         return self
 
 
+class TriggerSpec(StrictModel):
+    """A rollback trigger of runbook 15.3: the observed metric moved past its approved-benchmark value."""
 
-class LabelRolesConfig(StrictModel):
-    """Which intents count as refusals and as escalations/rare classes when traffic is scored."""
+    benchmark: str = Field(min_length=1, description="Benchmark metric of the version the observation is compared with.")
+    max_drop_points: float | None = Field(None, ge=0.0, le=100.0, description="Fire when observed < benchmark - this/100.")
+    max_rise_fraction: float | None = Field(None, ge=0.0, le=100.0, description="Fire when observed > benchmark x (1 + this).")
+    enabled: bool = Field(True, description="Disabled triggers are recorded as skipped.")
 
-    refusal_label: str = Field("out_of_scope", min_length=1, description="Intent answered with a refusal.")
-    escalation_labels: tuple[str, ...] = Field(
-        ("escalation",), min_length=1, description="Rare high-risk intents handed to a human (rare-class recall)."
-    )
-
-
-def _default_offline_gates() -> dict[str, GateSpec]:
-    return {
-        "accuracy": GateSpec(category="quality", metric="gate_accuracy", min=0.89),
-        "rare_class_recall": GateSpec(category="quality", metric="gate_rare_class_recall", min=0.80),
-        "refusal_precision": GateSpec(category="safety", metric="gate_refusal_precision", min=0.94),
-        "latency_p95": GateSpec(category="latency", metric="gate_latency_p95_ms", max=6.0),
-        # a new Python process to first prediction, not a Lambda cold start: recorded, not gated (configs/promote_intent.yaml)
-        "cold_start": GateSpec(category="latency", metric="gate_cold_start_ms", max=150.0, enabled=False),
-        "cost_reduction": GateSpec(category="cost", metric="cost_reduction", min=0.5),
-        "rollback_target": GateSpec(category="rollback", metric="rollback_target_available", min=1.0),
-        "observability": GateSpec(category="observability", metric="monitoring_baseline_complete", min=1.0),
-    }
-
-
-def _default_shadow_gates() -> dict[str, GateSpec]:
-    return {
-        "agreement": GateSpec(category="shadow", metric="agreement_rate", min=0.85),
-        "refusal_rate_shift": GateSpec(category="shadow", metric="refusal_rate_abs_delta", max=0.02),
-        "escalation_rate_shift": GateSpec(category="shadow", metric="escalation_rate_abs_delta", max=0.02),
-        "staging_latency_p95": GateSpec(category="shadow", metric="staging_p95_latency_ms", max=6.0),
-    }
+    @model_validator(mode="after")
+    def _one_rule(self) -> TriggerSpec:
+        if (self.max_drop_points is None) == (self.max_rise_fraction is None):
+            raise ValueError(f"trigger on '{self.benchmark}': set exactly one of max_drop_points or max_rise_fraction")
+        return self
 
 
 class ShadowConfig(StrictModel):
     """Shadow evaluation (runbook 15.2, 11.4): replay traffic through production and staging, compare."""
 
-    traffic: ReplayTrafficConfig = ReplayTrafficConfig()
-    labels: LabelRolesConfig = LabelRolesConfig()
-    gates: dict[str, GateSpec] = Field(default_factory=_default_shadow_gates, description="Gates on the comparison.")
-    latency_warmup: int = Field(10, ge=0, le=10_000, description="Untimed queries per model before timing.")
+    traffic: TrafficConfig = Field(TrafficConfig(simulator={"seed": 2027}),
+                                   description="Replayed log; the simulator's seed differs from the training data's.")
+    gates: dict[str, GateSpec] | None = Field(None, description="Gates on the comparison; null: the family's defaults.")
+    latency_warmup: int = Field(20, ge=0, le=10_000, description="Untimed queries per model before timing.")
 
 
 class RolloutConfig(StrictModel):
@@ -78,7 +66,7 @@ class RolloutConfig(StrictModel):
         (0.05, 0.10, 0.25, 0.50, 1.0), min_length=1, description="Traffic shares, increasing, ending at 1.0."
     )
     steps_per_run: int | None = Field(
-        None, ge=1, le=100,
+        1, ge=1, le=100,
         description="Rollout steps one passing shadow evaluation may advance; null walks the whole plan in one run.",
     )
 
@@ -90,45 +78,68 @@ class RolloutConfig(StrictModel):
         return self
 
 
-class PromoteIntentConfig(StrictModel):
-    """Config of the `promote_intent` pipeline: offline gates -> staging; shadow + rollout -> production."""
+class FamilyConfig(StrictModel):
+    """What every life-cycle config shares: the family, its registered model and the family's options."""
 
-    model_name: str = Field("mangaassist-intent", min_length=1, description="MLflow registered model.")
+    family: str = Field("intent", min_length=1, description="Model family (intent, or one a plugin registers).")
+    model_name: str | None = Field(None, min_length=1,
+                                   description="MLflow registered model; null: the family's own (mangaassist-intent).")
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="The family's own settings (intent: refusal_label, escalation_labels).")
+    _family_options: BaseModel | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _known_family(self) -> FamilyConfig:
+        from pydantic import ValidationError
+
+        from mangadistill.families import get_family
+
+        family = get_family(self.family)  # ConfigError naming the known families
+        try:
+            self._family_options = family.options_model.model_validate(self.options)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"options.{where}: {first['msg']} (family {self.family})") from None
+        return self
+
+    @property
+    def registered_model(self) -> str:
+        from mangadistill.families import get_family
+
+        return self.model_name or get_family(self.family).model_name
+
+    @property
+    def family_options(self) -> BaseModel:
+        return self._family_options
+
+
+class PromoteConfig(FamilyConfig):
+    """Config of a promotion run: offline gates -> staging; shadow + rollout -> production."""
+
     candidate_version: int | None = Field(
-        None, ge=1, description="Version to promote (run.py --version N); default: the newest student version."
+        None, ge=1, description="Version to promote (run.py --version N); default: the newest never-retired student."
     )
-    bootstrap_teacher: bool = Field(
-        True, description="When nothing is in production, register the candidate's teacher and put it there first."
+    bootstrap: bool = Field(
+        True, description="When nothing is in production, let the family register a first production model "
+        "(intent: the candidate's teacher)."
     )
-    offline_gates: dict[str, GateSpec] = Field(
-        default_factory=_default_offline_gates, description="Classifier gates (runbook 6.9) and checklist (15.1)."
+    offline_gates: dict[str, GateSpec] | None = Field(
+        None, description="Gates on the benchmark and checklist (runbook 6.9, 15.1); null: the family's defaults."
     )
     shadow: ShadowConfig = ShadowConfig()
     rollout: RolloutConfig = RolloutConfig()
 
+    def offline_gate_set(self) -> dict[str, GateSpec]:
+        from mangadistill.families import get_family
 
+        return dict(self.offline_gates) if self.offline_gates is not None else get_family(self.family).default_offline_gates()
 
-class TriggerSpec(StrictModel):
-    """A rollback trigger of runbook 15.3: the observed metric moved past its approved-benchmark value."""
+    def shadow_gate_set(self) -> dict[str, GateSpec]:
+        from mangadistill.families import get_family
 
-    baseline_tag: str = Field(min_length=1, description="Version tag holding the approved benchmark value.")
-    max_drop_points: float | None = Field(None, ge=0.0, le=100.0, description="Fire when observed < baseline - this/100.")
-    max_rise_fraction: float | None = Field(None, ge=0.0, le=100.0, description="Fire when observed > baseline x (1 + this).")
-    enabled: bool = Field(True, description="Disabled triggers are recorded as skipped.")
-
-    @model_validator(mode="after")
-    def _one_rule(self) -> TriggerSpec:
-        if (self.max_drop_points is None) == (self.max_rise_fraction is None):
-            raise ValueError(f"trigger on '{self.baseline_tag}': set exactly one of max_drop_points or max_rise_fraction")
-        return self
-
-
-def _default_triggers() -> dict[str, TriggerSpec]:
-    return {
-        "rare_class_recall": TriggerSpec(baseline_tag="gate_rare_class_recall", max_drop_points=3.0),
-        "refusal_precision": TriggerSpec(baseline_tag="gate_refusal_precision", max_drop_points=2.0),
-        "latency_p95_ms": TriggerSpec(baseline_tag="gate_latency_p95_ms", max_rise_fraction=0.20),
-    }
+        gates = self.shadow.gates
+        return dict(gates) if gates is not None else get_family(self.family).default_shadow_gates()
 
 
 class MonitorDriftConfig(StrictModel):
@@ -142,13 +153,13 @@ class MonitorDriftConfig(StrictModel):
     max_age_hours: float = Field(168.0, gt=0.0, description="An older report is reported as stale, not acted on.")
 
 
-class MonitorIntentConfig(StrictModel):
-    """Config of the `monitor_intent` pipeline: rollback triggers (runbook 15.3) on a labelled traffic log."""
+class MonitorConfig(FamilyConfig):
+    """Config of a monitoring run: rollback triggers (runbook 15.3) on a labelled traffic log, and drift."""
 
-    model_name: str = Field("mangaassist-intent", min_length=1, description="MLflow registered model.")
-    traffic: ReplayTrafficConfig = ReplayTrafficConfig()
-    labels: LabelRolesConfig = LabelRolesConfig()
-    triggers: dict[str, TriggerSpec] = Field(default_factory=_default_triggers, description="Keys name observed metrics.")
+    traffic: TrafficConfig = Field(TrafficConfig(simulator={"seed": 2028}), description="The labelled traffic log.")
+    triggers: dict[str, TriggerSpec] | None = Field(
+        None, description="Observed metric -> rule against the benchmark; null: the family's defaults."
+    )
     action: Literal["rollback", "recommend"] = Field(
         "rollback", description="rollback: move production to last-known-good when a trigger fires; recommend: only record."
     )
@@ -156,15 +167,20 @@ class MonitorIntentConfig(StrictModel):
     latency_queries: int = Field(200, ge=5, le=100_000, description="Timed single queries for the observed p95.")
     latency_warmup: int = Field(20, ge=0, le=10_000, description="Untimed queries before timing.")
 
+    def trigger_set(self) -> dict[str, TriggerSpec]:
+        from mangadistill.families import get_family
+
+        return dict(self.triggers) if self.triggers is not None else get_family(self.family).default_triggers()
 
 
-class RollbackIntentConfig(StrictModel):
-    """Config of the `rollback_intent` pipeline: move production back by hand."""
+class RollbackConfig(FamilyConfig):
+    """Config of a manual rollback: move production back by hand."""
 
-    model_name: str = Field("mangaassist-intent", min_length=1, description="MLflow registered model.")
     candidate_version: int | None = Field(
         None, ge=1, description="Version to restore (run.py --version N); default: the last-known-good alias."
     )
     reason: str = Field("manual rollback", min_length=1, description="Recorded on both versions.")
 
-__all__ = ['GateSpec', 'LabelRolesConfig', 'ShadowConfig', 'RolloutConfig', 'PromoteIntentConfig', 'TriggerSpec', 'MonitorDriftConfig', 'MonitorIntentConfig', 'RollbackIntentConfig']
+
+__all__ = ['GateSpec', 'TriggerSpec', 'ShadowConfig', 'RolloutConfig', 'FamilyConfig', 'PromoteConfig',
+           'MonitorDriftConfig', 'MonitorConfig', 'RollbackConfig']

@@ -11,7 +11,7 @@ from mangadistill.config.base import StrictModel
 
 
 class TrafficSimulatorConfig(StrictModel):
-    """Knobs of the production-traffic simulator (`mangadistill.drift.traffic`)."""
+    """Knobs of the production-traffic simulator (`mangadistill.traffic.simulator`)."""
 
     n_rows: int = Field(1000, ge=20, le=1_000_000, description="Queries to simulate (before de-duplication).")
     seed: int = Field(101, description="Simulator seed; pick one unlike the training data's.")
@@ -23,13 +23,15 @@ class TrafficSimulatorConfig(StrictModel):
 
 
 class TrafficConfig(StrictModel):
-    """Where the production-traffic log comes from."""
+    """Where the production-traffic log comes from (read and simulated only by `mangadistill.traffic`)."""
 
     source: Literal["simulator", "csv", "jsonl"] = Field(
         "simulator", description="The bundled simulator, or a CSV/JSONL log with `text` (and optional `label`)."
     )
-    path: Path | None = Field(None, description="Log file for csv/jsonl sources.")
+    path: Path | None = Field(None, description="Log file for csv/jsonl sources (relative to the config file).")
     simulator: TrafficSimulatorConfig = TrafficSimulatorConfig()
+    max_rows: int | None = Field(None, ge=10, le=10_000_000,
+                                 description="Replay at most this many lines of the log (the first ones).")
 
     @model_validator(mode="after")
     def _path_matches_source(self) -> TrafficConfig:
@@ -40,24 +42,4 @@ class TrafficConfig(StrictModel):
         return self
 
 
-
-class ReplayTrafficConfig(StrictModel):
-    """A production-traffic log to replay: a user's CSV/JSONL file (`text`, optional `label`) or simulated traffic."""
-
-    source: Literal["simulated", "csv", "jsonl"] = Field(
-        "simulated", description="simulated: the bundled generator with its own seed; csv/jsonl: a traffic log file."
-    )
-    path: Path | None = Field(None, description="The log file for csv/jsonl (relative to the config file).")
-    n_rows: int = Field(400, ge=10, le=1_000_000, description="Simulated requests (simulated source only).")
-    seed: int = Field(2027, description="Simulator seed; differs from the training data's seed.")
-    max_rows: int | None = Field(None, ge=10, description="Replay at most this many rows (the first ones).")
-
-    @model_validator(mode="after")
-    def _path_matches_source(self) -> ReplayTrafficConfig:
-        if self.source == "simulated" and self.path is not None:
-            raise ValueError("path: only used with source csv or jsonl; remove it")
-        if self.source != "simulated" and self.path is None:
-            raise ValueError(f"path: required when source is '{self.source}'")
-        return self
-
-__all__ = ['TrafficSimulatorConfig', 'TrafficConfig', 'ReplayTrafficConfig']
+__all__ = ['TrafficSimulatorConfig', 'TrafficConfig']

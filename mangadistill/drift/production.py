@@ -1,8 +1,9 @@
 """The production model of a drift report: which registered version it is, and its predictions.
 
-"Production" is the version of the registered model (`mangaassist-intent`) carrying the configured
-alias (``production``); a model without that alias falls back to its newest version, and the report
-says which one it used. A pinned version overrides both.
+"Production" is the version of the registered model (`mangaassist-intent`) that the configured stage
+alias (``production``) points at, resolved by the one stage resolver (`mangadistill.lifecycle.stages`);
+a model without that alias falls back to its newest version, and the report says which one it used. A
+pinned version overrides both. The version is loaded by the one loader (`mangadistill.lifecycle.loading`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mangadistill.config import ProductionModelConfig
-from mangadistill.errors import ModelLoadError
+from mangadistill.errors import ConfigError, ModelLoadError
+from mangadistill.families import Predictor
+from mangadistill.lifecycle import stages
+from mangadistill.lifecycle.record import read_record
 from mangadistill.models.encoders import first_line
 
 
@@ -27,7 +31,7 @@ class ProductionModel:
     name: str
     version: str
     chosen_by: str  # "alias 'production'", "newest version; no alias 'production'" or "pinned version"
-    training_run: str | None = None  # the ZenML run that registered it (tag `zenml_pipeline_run`), if known
+    training_run: str | None = None  # the pipeline run that registered it, if known
 
     @property
     def uri(self) -> str:
@@ -42,51 +46,29 @@ def resolve_production_model(config: ProductionModelConfig, client: MlflowClient
     client = client or MlflowClient()
     name = config.model_name
     if config.version is not None:
+        version, chosen_by = config.version, "pinned version"
+    else:
         try:
-            found = client.get_model_version(name, config.version)
-        except MlflowException as exc:
-            raise ModelLoadError(f"production_model.version {config.version} of '{name}' not found "
-                                 f"({first_line(exc)})") from None
-        return _described(found, "pinned version")
-    try:
-        return _described(client.get_model_version_by_alias(name, config.alias), f"alias '{config.alias}'")
-    except MlflowException:
-        pass  # no such alias (or no such model): fall back to the newest version, if any
-    versions = client.search_model_versions(f"name = '{name}'")
-    if not versions:
+            version, chosen_by = stages.version_in_stage(client, name, config.alias), f"alias '{config.alias}'"
+        except ValueError as exc:
+            raise ConfigError(f"production_model.alias: {exc}") from None
+        if version is None:
+            version, chosen_by = stages.newest_version(client, name), f"newest version; no alias '{config.alias}'"
+    if version is None:
         raise ModelLoadError(f"no registered model '{name}' in {mlflow.get_registry_uri()}; run "
                              "`python run.py --pipeline distill_intent` first, or fix production_model.model_name")
-    newest = max(versions, key=lambda version: int(version.version))
-    return _described(newest, f"newest version; no alias '{config.alias}'")
-
-
-def _described(version, chosen_by: str) -> ProductionModel:
-    return ProductionModel(version.name, str(version.version), chosen_by, (version.tags or {}).get("zenml_pipeline_run"))
-
-
-def load_production_model(model: ProductionModel):
-    """The version as an MLflow pyfunc; `ModelLoadError` with one line when it does not load."""
     try:
-        return mlflow.pyfunc.load_model(model.uri)
-    except (MlflowException, OSError, ImportError) as exc:
-        raise ModelLoadError(f"{model.uri} does not load: {first_line(exc)}") from None
+        record = read_record(client, name, version)
+    except MlflowException as exc:
+        raise ModelLoadError(f"production_model.version {version} of '{name}' not found ({first_line(exc)})") from None
+    return ProductionModel(name, str(version), chosen_by, record.provenance.pipeline_run)
 
 
-def predict_intents(pyfunc, texts: Sequence[str], batch_size: int = 64) -> pd.DataFrame:
-    """Columns ``predicted_intent`` (str) and ``confidence`` (float), one row per text, in order."""
-    batches = [list(texts[start:start + batch_size]) for start in range(0, len(texts), batch_size)]
-    parts = [as_predictions(pyfunc.predict(batch), len(batch)) for batch in batches]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"predicted_intent": [], "confidence": []})
-
-
-def as_predictions(output, n_texts: int) -> pd.DataFrame:
-    """The registered pyfunc's output (a DataFrame with ``intent`` and ``confidence``, the top softmax
-    probability) as columns ``predicted_intent`` and ``confidence``."""
-    if not isinstance(output, pd.DataFrame) or not {"intent", "confidence"} <= set(output.columns):
-        found = list(output.columns) if isinstance(output, pd.DataFrame) else type(output).__name__
-        raise ModelLoadError(f"the production model returned {found}; expected a DataFrame with 'intent' and "
-                             "'confidence' (versions registered before that serving contract need registering again)")
-    if len(output) != n_texts:
-        raise ModelLoadError(f"the production model returned {len(output)} predictions for {n_texts} queries")
-    return pd.DataFrame({"predicted_intent": output["intent"].astype(str).to_numpy(),
-                         "confidence": output["confidence"].astype(float).to_numpy()})
+def predict_intents(model: Predictor, texts: Sequence[str], batch_size: int = 64) -> pd.DataFrame:
+    """Columns ``predicted_intent`` (str) and ``confidence`` (float, the top softmax probability), one row per text."""
+    answers = [answer for start in range(0, len(texts), batch_size)
+               for answer in model.predict(list(texts[start:start + batch_size]))]
+    if len(answers) != len(texts):
+        raise ModelLoadError(f"the production model returned {len(answers)} predictions for {len(texts)} queries")
+    return pd.DataFrame({"predicted_intent": [str(a["intent"]) for a in answers],
+                         "confidence": [float(a["confidence"]) for a in answers]})

@@ -132,7 +132,8 @@ def build_student(teacher: PreTrainedModel, config: StudentConfig) -> PreTrained
             "intermediate_size": arch.intermediate_size,
         }
     )
-    torch.manual_seed(config.training.seed)
+    first_stage = config.stage1 if config.stage1.enabled else config.stage2
+    torch.manual_seed(first_stage.training.seed)  # the seed of the first stage that trains it
     return AutoModelForSequenceClassification.from_config(student_config)
 
 

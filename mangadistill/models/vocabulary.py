@@ -127,7 +127,7 @@ def token_id_map(
             raise ConfigError(
                 f"feature/attention KD needs the student to tokenize like the teacher, but {text[:60]!r} splits into "
                 f"{s_pieces[:8]} (student) vs {t_pieces[:8]} (teacher): set student.stage1.enabled: false and "
-                "kd.feature_weight/attention_weight: 0 for logit-only KD"
+                "student.stage2.kd.feature_weight/attention_weight: 0 for logit-only KD"
             )
     pieces = student.convert_ids_to_tokens(list(range(len(student))))
     teacher_ids = teacher.convert_tokens_to_ids(pieces)

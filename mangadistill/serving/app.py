@@ -1,6 +1,7 @@
-"""The intent service: POST /predict, GET /health, GET /metrics, serving whatever the registry says.
+"""The model service: POST /predict, GET /health, GET /metrics, serving whatever the registry says.
 
-A `RegistryFollower` polls the stage resolver (`mangadistill.registry.stages.version_in_stage`) every
+The family of the served registered model answers each text (intent: ``{"intent", "confidence"}``).
+A `RegistryFollower` polls the stage resolver (`mangadistill.lifecycle.stages.version_in_stage`) every
 `poll_seconds`; when the alias points at a new version it loads that version in the background and
 swaps the reference in one assignment, so requests in flight finish on the old model and no request
 sees a half-loaded one. Moving the ``production`` alias in the MLflow UI therefore changes what is
@@ -22,7 +23,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from mangadistill.registry import stages
+from mangadistill.lifecycle import stages
+from mangadistill.lifecycle.loading import load_version
+from mangadistill.lifecycle.record import VersionRecord, read_record
 from mangadistill.serving.metrics import ServingMetrics
 
 logger = logging.getLogger(__name__)
@@ -40,30 +43,15 @@ class ServingLimits:
 @dataclass(frozen=True)
 class LoadedModel:
     version: str
-    model: Any  # has .predict(list[str]) -> DataFrame(intent, confidence)
+    model: Any  # a family Predictor: .predict(list[str]) -> list[dict]
     loaded_at: float
-    tags: dict
-
-
-class _DirectPyfunc:
-    """The registered pyfunc's own `predict`, without MLflow's per-call input-schema enforcement.
-
-    The service validates requests itself; on this 2-core machine the schema check cost ~6 ms per call,
-    more than the INT8 model.
-    """
-
-    def __init__(self, pyfunc: Any) -> None:
-        self._model = pyfunc.unwrap_python_model()  # IntentClassifierPyfunc, load_context already run
-
-    def predict(self, texts: list[str]):
-        return self._model.predict(None, texts)
+    record: VersionRecord
+    flag: str | None  # from the version's own record at load time (e.g. no passing gate record)
 
 
 def load_registered(name: str, version: str) -> Any:
-    """Load version `version` of `name` as registered (its pyfunc, from the artifact store)."""
-    import mlflow
-
-    return _DirectPyfunc(mlflow.pyfunc.load_model(f"models:/{name}/{version}"))
+    """Load version `version` of `name` with the one loader (its family's predictor, from the artifact store)."""
+    return load_version(name, version)
 
 
 class RegistryFollower:
@@ -96,10 +84,11 @@ class RegistryFollower:
             if version is None or (self.current is not None and self.current.version == version):
                 self.last_error = None if version is not None else f"no '{self.stage}' alias on {self.model_name}"
                 return False
-            tags = dict(self._client.get_model_version(self.model_name, version).tags)
+            record = read_record(self._client, self.model_name, version)
             model = self._loader(self.model_name, version)  # slow part, outside any lock
             previous = self.current
-            self.current = LoadedModel(version, model, time.time(), tags)  # atomic swap
+            flag = stages.production_flag(record, version) if self.stage == stages.PRODUCTION else None
+            self.current = LoadedModel(version, model, time.time(), record, flag)  # atomic swap
             self.swaps += previous is not None
             self.last_error = None
             logger.info("serving %s version %s (%s)", self.model_name, version,
@@ -162,7 +151,7 @@ def create_app(follower: RegistryFollower, limits: ServingLimits = ServingLimits
         yield
         follower.stop()
 
-    app = FastAPI(title="MangaAssist intent service", lifespan=lifespan)
+    app = FastAPI(title=f"MangaAssist model service ({follower.model_name})", lifespan=lifespan)
     app.state.follower, app.state.metrics = follower, metrics
 
     @app.middleware("http")
@@ -193,11 +182,9 @@ def create_app(follower: RegistryFollower, limits: ServingLimits = ServingLimits
             raise HTTPException(503, f"no model loaded yet ({follower.last_error or 'loading'})")
         started = time.perf_counter()
         with gate:
-            frame = current.model.predict(texts)
+            predictions = current.model.predict(texts)
         latency_ms = (time.perf_counter() - started) * 1e3
         metrics.observe("/predict", 200, latency_ms, len(texts))
-        predictions = [{"intent": str(i), "confidence": round(float(c), 6)}
-                       for i, c in zip(frame["intent"], frame["confidence"], strict=True)]
         common = {"model_name": follower.model_name, "model_version": current.version, "stage": follower.stage}
         if body.text is not None:
             return {**predictions[0], **common}
@@ -214,8 +201,9 @@ def create_app(follower: RegistryFollower, limits: ServingLimits = ServingLimits
             "registry_version": follower.target_version,
             "loaded_at": current.loaded_at if current else None, "last_poll_at": follower.last_poll,
             "poll_seconds": follower.poll_seconds, "last_error": follower.last_error,
-            "gate_record": ("pass" if stages.has_passing_gate_record(current.tags) else "missing") if current else None,
-            "flag": current.tags.get(stages.FLAG_TAG) if current else None,
+            "gate_record": ("pass" if current.record.has_passing_gate_record else "missing") if current else None,
+            "gates": current.record.gate_summary() if current else None,
+            "flag": current.flag if current else None,
         }
         metrics.observe("/health", 200 if current else 503)
         return JSONResponse(body, 200 if current else 503)

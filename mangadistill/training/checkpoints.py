@@ -1,6 +1,8 @@
 """Epoch checkpoints of a training job, so a killed run resumes after its last finished epoch.
 
-Layout under the job's folder (one folder per stage)::
+A job's folder is named by a hash of everything that defines it (`checkpoint_dir_for`: the data, the
+teacher's weights, the student config), so running the same job again finds its checkpoints. Layout under
+the job's folder (one folder per stage)::
 
     <root>/<job>/<stage>/epoch-0003/state/        accelerate's save_state: model, optimiser, scheduler, RNG
     <root>/<job>/<stage>/epoch-0003/trainer.json  history, stop decisions, best epoch, whether the stage ended
@@ -18,10 +20,15 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:
+    from mangadistill.config import StudentConfig
+    from mangadistill.data.dataset import IntentDataset
+    from mangadistill.models.model_dir import ModelDir
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +40,38 @@ def job_key(*parts: Any) -> str:
     """A short stable hash of everything that defines a training job (inputs' ids, configs as JSON)."""
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def dataset_fingerprint(dataset: IntentDataset) -> str:
+    """Hash of the rows training reads (train and val texts with their label ids); the gate split is left out."""
+    digest = hashlib.sha256()
+    for split in ("train", "val"):
+        for text, label in zip(dataset.texts(split), dataset.label_ids(split)):
+            digest.update(f"{text}\t{label}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def model_fingerprint(model_dir: ModelDir) -> str:
+    """Hash of a model folder's weights (safetensors, else .bin): the same wherever the artifact store put the
+    folder, different for two teachers."""
+    folder = Path(model_dir.path)
+    digest = hashlib.sha256()
+    for weights in sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin")):
+        with open(weights, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def checkpoint_dir_for(dataset: IntentDataset, teacher: ModelDir, config: StudentConfig) -> Path | None:
+    """The folder of this student job's checkpoints, ``<checkpoints.dir>/student-<job key>`` (absolute); None
+    when checkpoints are off. The key covers the data, the teacher's weights and the student config except
+    `checkpoints` itself (moving the folder or switching `resume` is the same job)."""
+    if not config.checkpoints.enabled:
+        return None
+    key = job_key(dataset_fingerprint(dataset), model_fingerprint(teacher),
+                  config.model_dump(mode="json", exclude={"checkpoints"}))
+    return Path(config.checkpoints.dir).absolute() / f"student-{key}"
 
 
 @dataclass

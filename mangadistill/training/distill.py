@@ -9,7 +9,7 @@ from pathlib import Path
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mangadistill.config import KDConfig, Stage1Config, Stage1StopConfig, Stage2StopConfig, StudentConfig, TeacherConfig
+from mangadistill.config import Stage1Config, Stage1StopConfig, Stage2StopConfig, StudentConfig, TeacherConfig
 from mangadistill.data.dataset import IntentDataset
 from mangadistill.errors import ConfigError
 from mangadistill.losses.intermediate import LayerMatcher
@@ -66,8 +66,12 @@ def fine_tune_teacher(dataset: IntentDataset, config: TeacherConfig, on_epoch_en
 
 @dataclass
 class Distilled(Trained):
-    """The student after both stages; `result` is the last stage that ran, `stage1`/`stage2` each stage's."""
+    """The student after both stages; `result` is the last stage that ran, `stage1`/`stage2` each stage's.
 
+    `max_length` is the tokenizer truncation of the last stage that ran: the length the student serves with.
+    """
+
+    max_length: int = 0
     stage1: TrainResult | None = None
     stage2: TrainResult | None = None
     stage1_loss: WeightedLoss | None = None
@@ -114,7 +118,6 @@ def distill_student(
     teacher: ModelDir,
     teacher_labels: TeacherLabels,
     config: StudentConfig,
-    kd: KDConfig,
     on_epoch_end: EpochCallback | None = None,
     *,
     on_stage1_epoch_end: EpochCallback | None = None,
@@ -123,7 +126,7 @@ def distill_student(
     """Build the student and run Stage 1 (feature/attention transfer) then Stage 2 (output KD + CE).
 
     Stage 1 runs the teacher online; Stage 2 reads cached teacher logits (and runs the teacher online only
-    when `kd` weights feature or attention terms). Each stage ends by its stop rule or epoch budget, and
+    when `stage2.kd` weights feature or attention terms). Each stage ends by its stop rule or epoch budget, and
     checkpoints every epoch under `checkpoint_dir` when given (re-running resumes).
     """
     teacher_model, teacher_tokenizer = load_model_dir(teacher)
@@ -136,6 +139,7 @@ def distill_student(
         student, tokenizer, trim = trim_vocabulary(student, tokenizer, dataset.texts("train"), config.vocab_size)
         logger.info("student %s", trim.describe())
     task = task_from_dataset(dataset, teacher_labels)
+    kd = config.stage2.kd
     stage2_loss = distillation_loss(kd)
     online = matcher = None
     if config.stage1.enabled or stage2_loss.matched:
@@ -153,20 +157,20 @@ def distill_student(
         loss = feature_transfer_loss(config.stage1)
         logger.info("stage 1 (%s), loss %s", describe(student), loss)
         out.stage1 = train_classifier(
-            student, tokenizer, task, loss, config.stage1.training, temperature=kd.temperature,
+            student, tokenizer, task, loss, config.stage1.training, temperature=kd.temperature,  # of val_loss_kd
             on_epoch_end=on_stage1_epoch_end, desc="stage 1", teacher=online, matcher=matcher, probe=True,
             stop_rule=stage1_stop_rule(config.stage1.stop), restore_best=False, checkpoints=stage_dir("stage1"),
         )
-        out.stage1_loss, out.result = loss, out.stage1
+        out.stage1_loss, out.result, out.max_length = loss, out.stage1, config.stage1.training.max_length
         logger.info("stage 1 ended: %s", out.stage1.stop_reason)
     if config.stage2.enabled:
         logger.info("stage 2 (%s, init=%s%s), loss %s", describe(student), config.init,
                     " + stage 1" if config.stage1.enabled else "", stage2_loss)
         out.stage2 = train_classifier(
-            student, tokenizer, task, stage2_loss, config.training, temperature=kd.temperature,
+            student, tokenizer, task, stage2_loss, config.stage2.training, temperature=kd.temperature,
             on_epoch_end=on_epoch_end, desc="stage 2", teacher=online, matcher=matcher,
             stop_rule=stage2_stop_rule(config.stage2.stop), restore_best=True, checkpoints=stage_dir("stage2"),
         )
-        out.result = out.stage2
+        out.result, out.max_length = out.stage2, config.stage2.training.max_length
         logger.info("stage 2 ended: %s; deployed: %s", out.stage2.stop_reason, out.stage2.deployment_reason)
     return out

@@ -22,14 +22,14 @@ import torch
 JOB, RESULT = "job.pkl", "result.pkl"
 
 
-def distill_in_processes(num_processes: int, dataset, teacher, teacher_labels, config, kd, checkpoint_dir):
+def distill_in_processes(num_processes: int, dataset, teacher, teacher_labels, config, checkpoint_dir):
     """Run `distill_student` in `num_processes` DDP processes; returns rank 0's `Distilled`."""
     from mangadistill.models.encoders import load_model_dir
 
     job = Path(tempfile.mkdtemp(prefix="distill-ddp-"))
     with open(job / JOB, "wb") as f:
         pickle.dump({"dataset": dataset, "teacher": teacher, "teacher_labels": teacher_labels, "config": config,
-                     "kd": kd, "checkpoint_dir": checkpoint_dir}, f)
+                     "checkpoint_dir": checkpoint_dir}, f)
     env = dict(os.environ)
     if not torch.cuda.is_available():
         env["ACCELERATE_USE_CPU"] = "1"  # DDP over CPU processes (gloo)
@@ -75,11 +75,10 @@ def _main(job: Path) -> None:
                                         teacher=teacher_name),
         }
     distilled = distill_student(inputs["dataset"], inputs["teacher"], inputs["teacher_labels"], inputs["config"],
-                                inputs["kd"], checkpoint_dir=inputs["checkpoint_dir"], **callbacks)
+                                checkpoint_dir=inputs["checkpoint_dir"], **callbacks)
     if state.is_main_process:
         distilled.model = save_model_dir(distilled.model, distilled.tokenizer, job / "student", role="student",
-                                         labels=list(inputs["dataset"].labels),
-                                         max_length=inputs["config"].training.max_length)
+                                         labels=list(inputs["dataset"].labels), max_length=distilled.max_length)
         distilled.tokenizer = None
         distilled.loss, distilled.stage1_loss = str(distilled.loss), str(distilled.stage1_loss or "")  # closures: print form
         with open(job / RESULT, "wb") as f:

@@ -52,10 +52,11 @@ def test_epoch_metrics_are_logged_per_epoch(client):
     run = client.search_runs([client.get_experiment_by_name("distill_intent").experiment_id])[0]
     for name in EPOCH_METRICS:
         history = client.get_metric_history(run.info.run_id, name)
-        assert [m.step for m in history] == list(range(1, config.student.training.epochs + 1)), name
+        assert [m.step for m in history] == list(range(1, config.student.stage2.training.epochs + 1)), name
     teacher_history = client.get_metric_history(run.info.run_id, "teacher_val_accuracy")
     assert len(teacher_history) == config.teacher.training.epochs
-    assert run.data.params["kd.temperature"] == "4.0" and run.data.params["kd.alpha"] == "0.7"
+    assert run.data.params["student.stage2.kd.temperature"] == "4.0"
+    assert run.data.params["student.stage2.kd.alpha"] == "0.7"
     for key in ("gate_teacher_accuracy", "gate_student_accuracy", "gate_student_retention",
                 "gate_student_onnx_int8_dynamic_accuracy", "gate_student_onnx_int8_static_accuracy_delta_points",
                 "serving_teacher_pytorch_fp32_latency_p95_ms", "serving_student_onnx_int8_dynamic_latency_p99_ms",
@@ -131,10 +132,10 @@ def test_second_run_reuses_cached_data_and_teacher_labels(stores, first_run):
 def test_bad_config_exits_nonzero_with_one_line(stores, tmp_path):
     _, env = stores
     bad = tmp_path / "bad.yaml"
-    bad.write_text("student:\n  training:\n    epochs: -1\n")
+    bad.write_text("student:\n  stage2:\n    training:\n      epochs: -1\n")
     result = _run(env, tmp_path, "--pipeline", "distill_intent", "--config", str(bad), timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "student.training.epochs" in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "student.stage2.training.epochs" in result.stderr
 
 
 def test_missing_data_file_and_unloadable_model_fail_fast(stores, tmp_path):

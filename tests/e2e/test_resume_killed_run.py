@@ -20,9 +20,8 @@ pytestmark = pytest.mark.e2e
 def test_killed_run_resumes_and_ends_with_the_same_artifacts(tmp_path):
     env = {**os.environ, "ZENML_CONFIG_PATH": str(tmp_path / "zenml"),
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "ZENML_ANALYTICS_OPT_IN": "false"}
-    config = yaml.safe_load(SMOKE.read_text())
-    config["student"]["training"]["epochs"] = 3
-    config["student"]["checkpoints"] = {"dir": str(tmp_path / "checkpoints")}
+    config = {"extends": str(SMOKE),  # the smoke run with 3 stage-2 epochs and checkpoints in tmp_path
+              "student": {"stage2": {"training": {"epochs": 3}}, "checkpoints": {"dir": str(tmp_path / "checkpoints")}}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
 

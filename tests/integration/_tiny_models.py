@@ -8,15 +8,15 @@ import mlflow
 
 from mangadistill.data.intents import MANGA_INTENTS
 from mangadistill.export.onnx import export_onnx, serving_copy
+from mangadistill.lifecycle.record import Provenance, VersionRecord
 from mangadistill.models.model_dir import ModelDir
 from mangadistill.registry.register import register_classifier
 from tests.tiny_models import tiny_classifier
 
-#: Tags a promotable student carries (what distill_intent's register_student writes), passing the default gates.
-GOOD_TAGS = {"role": "student", "served_variant": "onnx_fp32", "gate_accuracy": "0.9300", "gate_macro_f1": "0.9200",
-             "gate_rare_class_recall": "0.8750", "gate_refusal_precision": "0.9600", "gate_refusal_recall": "1.0000",
-             "gate_latency_p95_ms": "4.0000", "gate_cold_start_ms": "300.0", "cost_reduction": "0.6000",
-             "serving_threads": "1"}
+#: The approved benchmark of a promotable student (what distill_intent's register_student records),
+#: passing the intent family's default gates.
+GOOD_BENCHMARK = {"accuracy": 0.93, "macro_f1": 0.92, "rare_class_recall": 0.875, "refusal_precision": 0.96,
+                  "refusal_recall": 1.0, "latency_p95_ms": 4.0, "cold_start_ms": 300.0, "cost_reduction": 0.6}
 
 
 def tiny_onnx_classifier(root: Path, seed: int) -> ModelDir:
@@ -33,6 +33,9 @@ def use_experiment(name: str, artifacts: Path) -> None:
     mlflow.set_experiment(name)
 
 
-def register(model_dir: ModelDir, name: str, source_id: str, **tags: str) -> str:
+def register(model_dir: ModelDir, name: str, source_id: str, role: str = "student", **benchmark: float) -> str:
+    """Register `model_dir` as an intent version with `GOOD_BENCHMARK` (entries overridden by `benchmark`)."""
+    record = VersionRecord(family="intent", role=role, served_variant="onnx_fp32", serving_threads=1,
+                           provenance=Provenance(source_id=source_id), benchmark={**GOOD_BENCHMARK, **benchmark})
     with mlflow.start_run():
-        return register_classifier(model_dir, name, source_id=source_id, tags={**GOOD_TAGS, **tags}).version
+        return register_classifier(model_dir, name, record).version

@@ -17,7 +17,7 @@ import torch
 from accelerate import PartialState
 from transformers import BertConfig, BertForSequenceClassification
 
-from mangadistill.config import PACKAGED_MINILM, KDConfig, Stage1Config, Stage1StopConfig, TrainingConfig
+from mangadistill.config import PACKAGED_MINILM, Stage1Config, Stage1StopConfig, Stage2Config, TrainingConfig
 from mangadistill.losses.kd import distillation_loss, feature_transfer_loss
 from mangadistill.models.encoders import load_tokenizer, resolve_model_path
 from mangadistill.training.checkpoints import StageCheckpoints
@@ -64,9 +64,9 @@ def main() -> None:
             (args.out / "hanging").write_text(str(os.getpid()))
             time.sleep(600)
 
-    r2 = train_classifier(student, tokenizer, task, distillation_loss(KDConfig()),
-                          TrainingConfig(epochs=args.stage2_epochs, batch_size=8, learning_rate=1e-3),
-                          temperature=4.0, checkpoints=ckpt("stage2"), on_epoch_end=hang)
+    stage2 = Stage2Config(training=TrainingConfig(epochs=args.stage2_epochs, batch_size=8, learning_rate=1e-3))
+    r2 = train_classifier(student, tokenizer, task, distillation_loss(stage2.kd), stage2.training,
+                          temperature=stage2.kd.temperature, checkpoints=ckpt("stage2"), on_epoch_end=hang)
     weights = hashlib.sha256(b"".join(v.numpy().tobytes() for v in student.state_dict().values())).hexdigest()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"rank{state.process_index}.json").write_text(json.dumps({

@@ -173,6 +173,24 @@ def test_malformed_log_fails_the_load_step_with_a_clear_message(tmp_path):
         load_traffic_log.entrypoint(TrafficConfig(source="csv", path=missing))
 
 
+def test_load_step_quarantines_bad_lines_scrubbed_and_logs_them(tmp_path, mlflow_run):
+    log = tmp_path / "today.jsonl"
+    log.write_text('{"text": "where is my order? mail me at ann.lee@example.com", "label": "order_status"}\n'
+                   'not json, from bob@example.com\n{"text": "hi"}\n{"text": "Hi!"}\n{"text": "  "}\n')
+    frame = load_traffic_log.entrypoint(TrafficConfig(source="jsonl", path=log))
+    assert frame.to_dict("list") == {"text": ["where is my order? mail me at [EMAIL]", "hi"]}  # partly labelled
+    run_id = mlflow_run.info.run_id
+    quarantine = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="traffic/quarantine.csv",
+                                                                 dst_path=str(tmp_path / "q")), keep_default_na=False)
+    assert quarantine.to_dict("list") == {"text": ["not json, from [EMAIL]", ""], "label": ["", ""],
+                                          "reason": ["line 2: invalid JSON (Expecting value)", "empty text"]}
+    metrics = MlflowClient().get_run(run_id).data.metrics
+    assert {key: metrics[f"traffic_{key}"] for key in ("rows_in", "quarantined", "rows_with_pii", "duplicates_dropped",
+                                                       "unlabelled_rows", "rows")} == {
+        "rows_in": 5.0, "quarantined": 2.0, "rows_with_pii": 2.0, "duplicates_dropped": 1.0, "unlabelled_rows": 1.0,
+        "rows": 2.0}
+
+
 def test_reference_needs_a_distill_intent_run_or_a_pinned_version():
     with pytest.raises(DataError, match="no successful distill_intent run in the active ZenML store"):
         load_reference_data.entrypoint(ReferenceDataConfig())

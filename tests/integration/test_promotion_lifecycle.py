@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mangadistill.config import MonitorIntentConfig, PromoteIntentConfig, parse_config
-from mangadistill.registry import stages
+from mangadistill.config import MonitorConfig, PromoteConfig, parse_config
+from mangadistill.lifecycle import stages
+from mangadistill.lifecycle.record import read_record
 from steps import (
     act_on_triggers,
     advance_rollout,
@@ -29,7 +30,7 @@ from tests.integration._tiny_models import register, tiny_onnx_classifier, use_e
 NAME = "lifecycle-test"
 SMOKE_PROMOTION = {
     "model_name": NAME,
-    "shadow": {"traffic": {"source": "simulated", "n_rows": 30, "seed": 5},
+    "shadow": {"traffic": {"source": "simulator", "simulator": {"n_rows": 30, "seed": 5}},
                "gates": {"agreement": {"category": "shadow", "metric": "agreement_rate", "min": 0.0},
                          "p95": {"category": "shadow", "metric": "staging_p95_latency_ms", "max": 1000.0}},
                "latency_warmup": 1},
@@ -60,45 +61,49 @@ def _step(step, *args, **kwargs):
 
 def _promote(config, version):
     candidate = _step(select_candidate, NAME, int(version))
-    offline = _step(gate_candidate, candidate, {"version": None}, gates=config.offline_gates)
-    shadow = _step(evaluate_shadow, candidate, offline, config=config.shadow)
+    offline = _step(gate_candidate, candidate, {"version": None}, family="intent", gates=config.offline_gate_set())
+    shadow = _step(evaluate_shadow, candidate, offline, config=config)
     return offline, shadow, _step(advance_rollout, candidate, shadow, config=config)
 
 
 def test_full_life_cycle(registry):
     client, versions, first, second = registry
-    config = parse_config(SMOKE_PROMOTION, PromoteIntentConfig)
+    config = parse_config(SMOKE_PROMOTION, PromoteConfig)
     v1, v2 = versions["first"], versions["second"]
 
     # the first version goes to production as a bootstrap (what bootstrap_teacher does for the teacher)
     stages.promote_to_production(client, NAME, v1, "bootstrap")
     assert stages.version_in_stage(client, NAME, stages.PRODUCTION) == v1
     assert stages.sync_stage_mirrors(client, NAME) == [f"FLAG: production version {v1} has no passing gate record"]
-    assert client.get_model_version(NAME, v1).tags[stages.FLAG_TAG].endswith("no passing gate record")
+    assert read_record(client, NAME, v1).flag.endswith("no passing gate record")
+    assert client.get_model_version(NAME, v1).tags["flag"].endswith("no passing gate record")  # a glance tag
 
     # candidate passes the offline gates -> staging (alias + tag + legacy stage), gate record on the version
     candidate = _step(select_candidate, NAME, None)
     assert candidate["version"] == v2
-    offline = _step(gate_candidate, candidate, {"version": v1}, gates=config.offline_gates)
+    offline = _step(gate_candidate, candidate, {"version": v1}, family="intent", gates=config.offline_gate_set())
     assert offline["passed"] and offline["staged"], offline["reason"]
     staged = client.get_model_version(NAME, v2)
     assert stages.version_in_stage(client, NAME, stages.STAGING) == v2
     assert staged.tags["stage"] == "staging" and staged.current_stage == "Staging"
-    assert staged.tags["gate.offline.decision"] == "pass"
-    assert staged.tags["gate.offline.rollback_target"] == "1 >= 1 PASS"
-    record = json.loads(Path(mlflow.artifacts.download_artifacts(staged.tags["gate.offline.record"])).read_text())
+    gates = read_record(client, NAME, v2).gates["offline"]
+    assert gates.decision == "pass" and staged.tags["gates"] == "offline pass"
+    assert gates.results["rollback_target"] == "1 >= 1 PASS"
+    record = json.loads(Path(mlflow.artifacts.download_artifacts(gates.record_uri)).read_text())
     assert record["passed"] and {g["name"] for g in record["gates"]} >= {"accuracy", "cost_reduction", "observability"}
 
     # a third version with refusal precision under the threshold stays where it was, the gate named
-    v3 = register(first, NAME, "bad-refusal", gate_refusal_precision="0.9100")
-    bad = _step(gate_candidate, _step(select_candidate, NAME, None), {"version": v1}, gates=config.offline_gates)
+    v3 = register(first, NAME, "bad-refusal", refusal_precision=0.91)
+    bad = _step(gate_candidate, _step(select_candidate, NAME, None), {"version": v1}, family="intent",
+                gates=config.offline_gate_set())
     assert not bad["passed"] and not bad["staged"] and "refusal_precision: 0.91 >= 0.94 FAIL" in bad["reason"]
-    tags = client.get_model_version(NAME, v3).tags
-    assert tags["gate.offline.decision"] == "fail" and tags["gate.offline.refusal_precision"] == "0.91 >= 0.94 FAIL"
-    assert "stage" not in tags and stages.version_in_stage(client, NAME, stages.STAGING) == v2  # nothing moved
+    failed = read_record(client, NAME, v3)
+    assert failed.gates["offline"].decision == "fail"
+    assert failed.gates["offline"].results["refusal_precision"] == "0.91 >= 0.94 FAIL"
+    assert failed.stage == "none" and stages.version_in_stage(client, NAME, stages.STAGING) == v2  # nothing moved
 
     # staging -> shadow (replay, disagreement CSV, event) -> rollout to 100% -> production; v1 archived, last-known-good
-    shadow = _step(evaluate_shadow, _step(select_candidate, NAME, int(v2)), offline, config=config.shadow)
+    shadow = _step(evaluate_shadow, _step(select_candidate, NAME, int(v2)), offline, config=config)
     assert shadow["passed"] and shadow["production_version"] == v1
     assert shadow["event"]["event"] == "online_shadow_compare" and shadow["event"]["sample_size"] > 20
     assert 0.0 <= shadow["metrics"]["agreement_rate"] <= 1.0
@@ -111,36 +116,41 @@ def test_full_life_cycle(registry):
     old = client.get_model_version(NAME, v1)
     assert old.tags["stage"] == "archived" and old.current_stage == "Archived"
     assert client.get_model_version(NAME, v2).current_stage == "Production"
-    assert json.loads(client.get_model_version(NAME, v2).tags["rollout.history"])[-1]["share"] == 1.0
+    assert read_record(client, NAME, v2).rollout.history[-1]["share"] == 1.0
+    assert client.get_model_version(NAME, v2).tags["rollout"] == "100%"
 
     # a newer model is promoted -> v2 archived and last-known-good
-    v4 = register(second, NAME, "newer", gate_latency_p95_ms="0.0010")  # an approved p95 nothing can meet
+    v4 = register(second, NAME, "newer", latency_p95_ms=0.001)  # an approved p95 nothing can meet
     offline4, shadow4, promotion4 = _promote(config, v4)
     assert offline4["staged"] and shadow4["passed"] and promotion4["promoted"] and promotion4["archived"] == v2
     assert stages.aliases(client, NAME) == {"production": v4, "last-known-good": v2}
 
     # a rollback trigger fires (observed p95 > approved 0.001 ms + 20%) -> production back to last-known-good
-    monitor = parse_config({"model_name": NAME, "traffic": {"n_rows": 30, "seed": 9}, "latency_queries": 10,
-                            "latency_warmup": 1}, MonitorIntentConfig)
+    monitor = parse_config({"model_name": NAME, "traffic": {"simulator": {"n_rows": 30, "seed": 9}},
+                            "latency_queries": 10, "latency_warmup": 1}, MonitorConfig)
     report = _step(check_production, config=monitor)
     assert report["version"] == v4 and report["fired"]
     assert [t["status"] for t in report["triggers"] if t["name"] == "latency_p95_ms"] == ["fired"]
     action = _step(act_on_triggers, report, model_name=NAME, action="rollback")
     assert action["rolled_back"] and action["restored"] == v2 and action["replaced"] == v4
     assert stages.aliases(client, NAME) == {"production": v2, "last-known-good": v1}
-    bad_tags, restored = client.get_model_version(NAME, v4).tags, client.get_model_version(NAME, v2).tags
-    assert bad_tags["stage"] == "rolled_back" and "latency_p95_ms" in bad_tags["rollback.reason"]
-    assert restored["rollback.reason"] == bad_tags["rollback.reason"] and restored["rollback.restored_from"] == v4
+    bad_record, restored = read_record(client, NAME, v4), read_record(client, NAME, v2)
+    assert bad_record.stage == "rolled_back" and "latency_p95_ms" in bad_record.rollbacks[-1].reason
+    assert bad_record.rollbacks[-1].role == "replaced" and bad_record.rollbacks[-1].other_version == v2
+    assert restored.rollbacks[-1].reason == bad_record.rollbacks[-1].reason
+    assert restored.rollbacks[-1].role == "restored" and restored.rollbacks[-1].other_version == v4
     # the rolled-back version is never picked as the next candidate by default
     assert _step(select_candidate, NAME, None)["version"] == v3
 
-    # recommend-only (v2 given an unmeetable approved p95 as well): records the recommendation, moves nothing
-    client.set_model_version_tag(NAME, v2, "gate_latency_p95_ms", "0.0010")
-    report = _step(check_production, config=monitor)
+    # recommend-only (a trigger a random model cannot pass: accuracy may not drop at all): records the
+    # recommendation, moves nothing
+    strict = monitor.model_copy(update={"triggers": parse_config(
+        {"triggers": {"accuracy": {"benchmark": "accuracy", "max_drop_points": 0.0}}}, MonitorConfig).triggers})
+    report = _step(check_production, config=strict)
     recommended = _step(act_on_triggers, report, model_name=NAME, action="recommend")
     assert recommended["action"] == "recommend" and recommended["target"] == v1
     assert stages.version_in_stage(client, NAME, stages.PRODUCTION) == v2
-    assert client.get_model_version(NAME, v2).tags["monitor.recommendation"].startswith("roll back")
+    assert read_record(client, NAME, v2).monitor.recommendation.startswith("roll back")
 
     # a manual rollback by the pipeline step
     manual = _step(rollback_production, NAME, "manual test rollback")

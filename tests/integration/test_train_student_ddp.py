@@ -6,8 +6,8 @@ import pytest
 from mangadistill.config import (
     CheckpointConfig,
     DataConfig,
-    KDConfig,
     Stage1Config,
+    Stage2Config,
     StudentConfig,
     SyntheticDataConfig,
     TrainingConfig,
@@ -30,10 +30,11 @@ def test_train_student_step_runs_ddp_and_logs_from_rank_0(mlflow_run, tmp_path):
     teacher, _, _ = tiny_classifier(tmp_path / "teacher", list(dataset.labels), role="teacher", hidden_size=32, layers=2)
     labels = label_with_teacher.entrypoint(dataset, teacher, low_confidence_threshold=0.2)
     fast = TrainingConfig(epochs=1, batch_size=16, max_length=32)
-    config = StudentConfig(teacher_layers=(1,), stage1=Stage1Config(training=fast), training=fast.model_copy(update={"epochs": 2}),
+    config = StudentConfig(teacher_layers=(1,), vocab_size=None, stage1=Stage1Config(training=fast),
+                           stage2=Stage2Config(training=fast.model_copy(update={"epochs": 2})),
                            checkpoints=CheckpointConfig(dir=tmp_path / "checkpoints"), num_processes=2)
 
-    student = train_student.entrypoint(dataset, teacher, labels, config=config, kd=KDConfig())
+    student = train_student.entrypoint(dataset, teacher, labels, config=config)
 
     model, _ = load_model_dir(student)
     assert model.config.num_hidden_layers == 1 and student.card["stages"] == ["stage1", "stage2"]

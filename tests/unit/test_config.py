@@ -16,7 +16,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
                                   "distill_intent_clinc150_imbalanced.yaml"])
 def test_shipped_configs_validate(name):
     config = load_config(CONFIGS / name, DistillIntentConfig)
-    assert config.kd.temperature == 4.0 and config.kd.alpha == 0.7
+    assert config.student.stage2.kd.temperature == 4.0 and config.student.stage2.kd.alpha == 0.7
     assert config.student.stage1.enabled and config.student.stage2.enabled  # every shipped config runs both stages
 
 
@@ -33,8 +33,18 @@ def test_stage_switches_and_weights_are_validated():
 
 def test_defaults_follow_the_runbook():
     config = DistillIntentConfig()
-    assert (config.kd.temperature, config.kd.alpha) == (4.0, 0.7)
+    assert (config.student.stage2.kd.temperature, config.student.stage2.kd.alpha) == (4.0, 0.7)
     assert config.registry.model_name == "mangaassist-intent"
+
+
+def test_old_stage2_keys_fail_and_say_where_they_moved():
+    """No silent aliases: `kd:` and `student.training:` are unknown keys whose error names their new place."""
+    message = _error({"kd": {"temperature": 2.0}})
+    assert message == "cfg.yaml: unknown key 'kd' (moved to 'student.stage2.kd')"
+    message = _error({"student": {"training": {"epochs": 3}}})
+    assert message == "cfg.yaml: unknown key 'student.training' (moved to 'student.stage2.training')"
+    assert "(+1 more)" in _error({"kd": {}, "student": {"training": {}}})
+    assert "check the spelling" in _error({"student": {"stage2": {"trainig": {}}}})  # not a moved key
 
 
 def _error(raw) -> str:
@@ -46,21 +56,21 @@ def _error(raw) -> str:
 
 
 def test_unknown_key_is_named():
-    message = _error({"student": {"training": {"epochz": 3}}})
-    assert "student.training.epochz" in message and "unknown key" in message
+    message = _error({"student": {"stage2": {"training": {"epochz": 3}}}})
+    assert "student.stage2.training.epochz" in message and "unknown key" in message
 
 
 def test_invalid_value_is_named_with_the_value():
-    message = _error({"student": {"training": {"epochs": 0}}})
-    assert message.startswith("cfg.yaml: student.training.epochs:") and "got 0" in message
+    message = _error({"student": {"stage2": {"training": {"epochs": 0}}}})
+    assert message.startswith("cfg.yaml: student.stage2.training.epochs:") and "got 0" in message
 
 
 def test_wrong_type_is_named():
-    assert "kd.temperature" in _error({"kd": {"temperature": "hot"}})
+    assert "student.stage2.kd.temperature" in _error({"student": {"stage2": {"kd": {"temperature": "hot"}}}})
 
 
 def test_alpha_out_of_range():
-    assert "kd.alpha" in _error({"kd": {"alpha": 1.5}})
+    assert "student.stage2.kd.alpha" in _error({"student": {"stage2": {"kd": {"alpha": 1.5}}}})
 
 
 def test_invalid_choice_lists_allowed_values():
@@ -86,14 +96,14 @@ def test_yaml_exponent_without_dot_still_means_a_number():
 def test_config_is_frozen():
     config = DistillIntentConfig()
     with pytest.raises(ValidationError, match="frozen"):
-        config.kd.alpha = 0.1  # type: ignore[misc]
+        config.student.stage2.kd.alpha = 0.1  # type: ignore[misc]
 
 
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml", DistillIntentConfig)
     bad = tmp_path / "bad.yaml"
-    bad.write_text("kd: [unclosed\n")
+    bad.write_text("student: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad, DistillIntentConfig)
     listed = tmp_path / "list.yaml"
@@ -111,10 +121,11 @@ def test_relative_data_path_resolves_against_the_config_folder(tmp_path):
 def test_config_class_names_are_unique():
     """Two config classes with one name silently shadow each other (ZenML then rejects step inputs)."""
     import ast
-    from pathlib import Path
 
     import mangadistill.config as config_module
 
-    tree = ast.parse(Path(config_module.__file__).read_text(encoding="utf-8"))
-    names = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+    modules = sorted(Path(config_module.__file__).parent.glob("*.py"))
+    names = [node.name for module in modules for node in ast.parse(module.read_text(encoding="utf-8")).body
+             if isinstance(node, ast.ClassDef)]
+    assert len(names) > 20  # every module of the package was read
     assert sorted({n for n in names if names.count(n) > 1}) == []

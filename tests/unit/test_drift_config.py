@@ -16,8 +16,14 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 @pytest.mark.parametrize("name", ["drift_report.yaml", "drift_report_smoke.yaml"])
 def test_shipped_configs_validate(name):
     config = load_config(CONFIGS / name, DriftReportConfig)
-    assert config.traffic.source == "simulator" and config.reference.split == "train"
+    assert config.traffic.source == "simulator" and config.reference.split == "gate"
     assert config.detection.drift_share == 0.3
+
+
+def test_default_reference_is_the_held_out_gate_split():
+    """Against the train split the model's own confidence drifts with nothing changed (a false alarm)."""
+    assert DriftReportConfig().reference.split == "gate"
+    assert load_config(CONFIGS / "drift_report.yaml", DriftReportConfig) == DriftReportConfig()
 
 
 @pytest.mark.parametrize(("raw", "message"), [

@@ -7,6 +7,7 @@ import pytest
 
 from mangadistill.config import Stage1StopConfig
 from mangadistill.training.distill import stage1_stop_rule
+from mangadistill.training.loop import TrainResult
 from mangadistill.training.stop_rules import (
     DeploymentChoice,
     Stage1StopRule,
@@ -14,6 +15,7 @@ from mangadistill.training.stop_rules import (
     StopDecision,
     select_deployment_epoch,
 )
+from mangadistill.training.tables import STAGE1, STAGE2, stage_report
 
 # Runbook 6.4, Stage 1 epoch table: epoch, feature loss, attention loss, probe-head val acc, rare recall.
 TABLE_6_4 = [
@@ -367,3 +369,45 @@ def test_select_deployment_epoch_errors():
         select_deployment_epoch(TABLE_6_7, tolerance=-0.001)
     with pytest.raises(ValueError, match="history is empty"):
         select_deployment_epoch([])
+
+
+# ------------------------------------------------------------------ stage reports (what train_student logs)
+def _stage2_result_on_table_6_7() -> TrainResult:
+    """Table 6.7 as training would leave it: the 10.2 rule stops after epoch 7, epoch 5 is deployed."""
+    history = [{**row, "loss_hard": row["loss_ce"]} for row in TABLE_6_7[:7]]
+    rule = Stage2StopRule()
+    decisions = [rule.decide(history[:end]) for end in range(1, 8)]
+    choice = select_deployment_epoch(history)
+    return TrainResult(history=history, best_epoch=choice.epoch, best_val_accuracy=choice.value, train_seconds=1.0,
+                       stop_reason=decisions[-1].reason, stopped_by_rule=True, deployment_reason=choice.reason,
+                       decisions=[d.reason for d in decisions])
+
+
+def test_stage2_report_on_table_6_7_has_the_runbook_shape_the_candidate_and_the_stop():
+    result = _stage2_result_on_table_6_7()
+    report = stage_report(result, STAGE2)
+    lines = report.markdown.splitlines()
+    assert lines[0] == "| Epoch | CE loss | KD loss | Total loss | Val acc | Rare recall | Refusal precision | Notes |"
+    row5 = next(line for line in lines if line.startswith("| 5 "))
+    assert "| 0.593 | 0.878 | 0.792 | 89.3% | 82.6% | 95.1% | deployment candidate (first best val acc) |" in row5
+    assert lines[-1].startswith("| 7 ") and lines[-1].endswith("| stop rule fired |")
+    assert len([line for line in lines if "deployment candidate" in line]) == 1
+    assert report.csv.splitlines()[5].startswith("5,0.593,0.878,0.792,0.893,0.826,0.951,deployment candidate")
+    assert report.summary == ("7 epochs (stop rule, runbook 10.2), loss_kd 1.404 -> 0.870, kept epoch 5 "
+                              "(val_accuracy 89.3%)")
+    stop_lines = report.stop_report.splitlines()
+    assert stop_lines[0] == f"stopped: {result.stop_reason}" and stop_lines[1] == f"kept: {result.deployment_reason}"
+    assert [line.split(":")[0] for line in stop_lines[3:]] == [f"epoch {e}" for e in range(1, 8)]
+
+
+def test_stage1_report_never_marks_a_deployment_candidate_and_names_the_epoch_budget():
+    result = TrainResult(history=[dict(row) for row in TABLE_6_4[:3]], best_epoch=3, best_val_accuracy=0.826,
+                         stop_reason="epoch budget reached (3 epochs)", stopped_by_rule=False,
+                         decisions=["continue", "continue", "continue"])
+    report = stage_report(result, STAGE1)
+    lines = report.markdown.splitlines()
+    assert lines[0] == "| Epoch | Feature loss | Attention loss | Val acc (probe head) | Rare recall | Notes |"
+    assert "deployment candidate" not in report.markdown and lines[-1].endswith("| epoch budget reached |")
+    assert report.summary == ("3 epochs (epoch budget), loss_feature 1.842 -> 0.944, kept epoch 3 "
+                              "(probe_val_accuracy 82.6%)")
+

@@ -121,3 +121,67 @@ def test_distillation_uses_cached_teacher_logits(teacher, tokenizer):
 def test_distillation_without_cached_logits_is_refused(teacher, tokenizer):
     with pytest.raises(ValueError, match="train_teacher_logits"):
         train_classifier(teacher, tokenizer, _task(), distillation_loss(KDConfig()), TrainingConfig(epochs=1))
+
+
+# ------------------------------------------------------------------------------- checkpoint job folders
+def _dataset(train_texts=("hi", "price of naruto"), gate_texts=("ship to canada?",)):
+    import pandas as pd
+
+    from mangadistill.data.dataset import IntentDataset
+
+    def frame(texts):
+        return pd.DataFrame({"text": list(texts), "label": [LABELS[i % 3] for i in range(len(texts))]})
+
+    return IntentDataset(labels=tuple(LABELS), rare_labels=(), refusal_label=None, train=frame(train_texts),
+                         val=frame(["hello"]), gate=frame(gate_texts))
+
+
+def _weights(folder, value: float, name="model.safetensors"):
+    from safetensors.torch import save_file
+
+    from mangadistill.models.model_dir import ModelDir
+
+    folder.mkdir(parents=True)
+    if name.endswith(".safetensors"):
+        save_file({"w": torch.full((4, 4), value)}, str(folder / name))
+    else:
+        torch.save({"w": torch.full((4, 4), value)}, folder / name)
+    return ModelDir(str(folder))
+
+
+def test_dataset_fingerprint_follows_the_training_rows_only():
+    from mangadistill.training.checkpoints import dataset_fingerprint
+
+    base = dataset_fingerprint(_dataset())
+    assert dataset_fingerprint(_dataset()) == base
+    assert dataset_fingerprint(_dataset(train_texts=("hi", "price of berserk"))) != base
+    assert dataset_fingerprint(_dataset(gate_texts=("another gate query",))) == base  # the gate set is not trained on
+
+
+def test_model_fingerprint_is_the_weights_not_the_folder(tmp_path):
+    from mangadistill.training.checkpoints import model_fingerprint
+
+    first = model_fingerprint(_weights(tmp_path / "a", 1.0))
+    assert model_fingerprint(_weights(tmp_path / "elsewhere" / "a", 1.0)) == first
+    assert model_fingerprint(_weights(tmp_path / "b", 2.0)) != first
+    assert model_fingerprint(_weights(tmp_path / "c", 2.0, name="pytorch_model.bin")) != first  # .bin when no safetensors
+
+
+def test_checkpoint_dir_is_one_per_job(tmp_path):
+    from mangadistill.config import CheckpointConfig, KDConfig, Stage2Config
+    from mangadistill.training.checkpoints import checkpoint_dir_for
+
+    teacher = _weights(tmp_path / "teacher", 1.0)
+    config = StudentConfig(checkpoints=CheckpointConfig(dir=tmp_path / "ckpt"))
+    folder = checkpoint_dir_for(_dataset(), teacher, config)
+    assert folder.parent == tmp_path / "ckpt" and folder.name.startswith("student-") and folder.is_absolute()
+    assert checkpoint_dir_for(_dataset(), teacher, config) == folder
+    # where the folder lives or whether to resume does not make it another job; the KD weights and the data do
+    moved = config.model_copy(update={"checkpoints": CheckpointConfig(dir=tmp_path / "other", resume=False)})
+    assert checkpoint_dir_for(_dataset(), teacher, moved).name == folder.name
+    other_kd = config.model_copy(update={"stage2": Stage2Config(kd=KDConfig(alpha=0.5))})
+    assert checkpoint_dir_for(_dataset(), teacher, other_kd) != folder
+    assert checkpoint_dir_for(_dataset(train_texts=("hey",)), teacher, config) != folder
+    assert checkpoint_dir_for(_dataset(), _weights(tmp_path / "teacher2", 3.0), config) != folder
+    off = config.model_copy(update={"checkpoints": CheckpointConfig(enabled=False)})
+    assert checkpoint_dir_for(_dataset(), teacher, off) is None

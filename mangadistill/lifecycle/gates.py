@@ -13,10 +13,6 @@ from dataclasses import asdict, dataclass
 
 from mangadistill.config import GateSpec
 
-#: Tag prefix of the gate record written on a registry version (`gate.<set>.<name>`, `gate.<set>.decision`).
-GATE_TAG_PREFIX = "gate."
-
-
 @dataclass(frozen=True)
 class GateRecord:
     """One gate's outcome: `status` is pass, fail or skipped (disabled)."""
@@ -60,16 +56,12 @@ class GateDecision:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
-    def to_tags(self) -> dict[str, str]:
-        """Registry tags: ``gate.<set>.<name> = "pass 0.93 >= 0.89"`` per gate, plus ``gate.<set>.decision``."""
-        prefix = f"{GATE_TAG_PREFIX}{self.gate_set}."
-        tags = {f"{prefix}{r.name}": r.describe().split(": ", 1)[1] for r in self.records}
-        tags[f"{prefix}decision"] = "pass" if self.passed else "fail"
-        tags[f"{prefix}reason"] = self.reason[:500]
-        return tags
+    def results(self) -> dict[str, str]:
+        """Gate name -> ``"0.93 >= 0.89 PASS"`` (what the version record keeps per gate)."""
+        return {r.name: r.describe().split(": ", 1)[1] for r in self.records}
 
 
-def _as_number(value: object) -> float | None:
+def as_number(value: object) -> float | None:
     """A finite float, or None for missing / unparsable / NaN values (which fail their gate)."""
     if value is None or isinstance(value, bool):
         return None
@@ -82,7 +74,7 @@ def _as_number(value: object) -> float | None:
 
 def evaluate_gate(name: str, spec: GateSpec, metrics: Mapping[str, object]) -> GateRecord:
     op, threshold = (">=", spec.min) if spec.min is not None else ("<=", spec.max)
-    value = _as_number(metrics.get(spec.metric))
+    value = as_number(metrics.get(spec.metric))
     if not spec.enabled:
         return GateRecord(name, spec.category, spec.metric, op, threshold, value, "skipped", "disabled in config")
     if value is None:

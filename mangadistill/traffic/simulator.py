@@ -1,7 +1,8 @@
-"""Production-traffic logs: a deterministic simulator with a drift knob, and the reader for users' logs.
+"""The production-traffic simulator: a deterministic day of MangaAssist traffic with a drift knob.
 
-A traffic log is a frame with a string column ``text`` (one customer query per row) and, when the
-queries were annotated, a string column ``label`` (their true intent).
+It returns raw traffic (string columns ``text`` and ``label``), PII included as real logs would have it;
+:func:`mangadistill.traffic.load_traffic` is what scrubs it, as it does a user's log, before anything is
+stored or logged. Call that, not this, for anything that leaves the process.
 
 The simulator stands in for a day of MangaAssist production traffic. At ``drift=0`` it draws from the
 same generator as the training data (:func:`mangadistill.data.synthetic.generate_intent_dataset`,
@@ -26,19 +27,13 @@ in any process.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Mapping
-from pathlib import Path
 from types import MappingProxyType
 
 import pandas as pd
 
-from mangadistill.config import TrafficConfig
-from mangadistill.data.cleaning import near_duplicate_key, scrub_pii
 from mangadistill.data.intents import MANGA_INTENTS
-from mangadistill.data.loaders import iter_json_objects
 from mangadistill.data.synthetic import DEFAULT_CLASS_WEIGHTS, generate_intent_dataset
-from mangadistill.errors import DataError
 
 #: Intent mix at ``drift=1``: a holiday rush with a viral new series (sums to 1).
 SHIFTED_CLASS_WEIGHTS: Mapping[str, float] = MappingProxyType(
@@ -139,7 +134,8 @@ def simulate_traffic(n_rows: int, seed: int, drift: float = 0.0) -> pd.DataFrame
     """``n_rows`` labelled production queries; ``drift=0`` is the training distribution (module docstring).
 
     Returns a frame with string columns ``text`` and ``label`` in shuffled order. Like real logs it
-    contains duplicates, PII and typos; unlike a training dump it has no rows with invalid labels.
+    contains duplicates, PII and typos (unscrubbed: `mangadistill.traffic.load_traffic` scrubs it); unlike
+    a training dump it has no rows with invalid labels.
     """
     if not 0.0 <= drift <= 1.0:
         raise ValueError(f"drift must be in [0, 1], got {drift!r}")
@@ -165,101 +161,3 @@ def _new_style_row(rng: random.Random, weights: Mapping[str, float]) -> tuple[st
     text = template.format(open=rng.choice(_OPENERS), close=rng.choice(_CLOSERS), title=rng.choice(NEW_TITLES),
                            vol=rng.randint(1, 15), order=f"MA-{rng.randint(100000, 999999)}")
     return text, label
-
-
-# --------------------------------------------------------------------------------------- user logs
-TRAFFIC_SUFFIXES = (".csv", ".jsonl")
-
-
-def read_traffic_log(path: Path) -> pd.DataFrame:
-    """Read a CSV (header row) or JSON-lines traffic log with a ``text`` column and an optional ``label``.
-
-    Raises `DataError` (one line, naming the file) when the file is missing, empty, unreadable, or has
-    no ``text`` column. Values are read as strings; nothing is filtered here (see `prepare_traffic`).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"traffic log not found: {path} (fix traffic.path in the config)")
-    if path.suffix.lower() not in TRAFFIC_SUFFIXES:
-        raise DataError(f"{path}: unsupported traffic log format '{path.suffix}'; use .csv or .jsonl")
-    if not path.read_text(encoding="utf-8", errors="replace").strip():
-        raise DataError(f"{path}: the traffic log is empty (expected a 'text' column and one query per row)")
-    frame = _read_csv(path) if path.suffix.lower() == ".csv" else _read_jsonl(path)
-    if "text" not in frame.columns:
-        found = ", ".join(map(str, frame.columns)) or "none"
-        raise DataError(f"{path}: missing column 'text' (found: {found}); a traffic log needs 'text' "
-                        "and optionally 'label'")
-    if frame.empty:
-        raise DataError(f"{path}: the traffic log has a header but no rows")
-    columns = [column for column in ("text", "label") if column in frame.columns]
-    return frame[columns].fillna("").astype(str).reset_index(drop=True)
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV file ({_first_line(exc)})") from None
-
-
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    records = []
-    for number, record, problem in iter_json_objects(path):
-        if record is None:
-            detail = " with a 'text' field" if problem == "not a JSON object" else ""
-            raise DataError(f"{path}: line {number} is {problem}{detail}")
-        records.append(record)
-    return pd.DataFrame.from_records(records)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
-_WHITESPACE = re.compile(r"\s+")
-
-
-def prepare_traffic(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Make a log comparable with the cleaned training split: the same PII scrubbing and de-duplication.
-
-    The training split had its PII replaced with tags (``[EMAIL]``, ...) and its exact and
-    near-duplicates removed (`mangadistill.data.cleaning`). Doing the same here compares like with
-    like: without it, the many repeats of short queries ("hi", "refund") in raw traffic shift the length
-    distribution against the de-duplicated reference even when nothing changed, and PII would reach
-    the report. Blank texts are dropped. Returns the frame (``text`` and, when every kept row has one,
-    ``label``) and counts of what was done.
-    """
-    text = frame["text"].fillna("").astype(str).map(lambda value: _WHITESPACE.sub(" ", value).strip())
-    labels = frame["label"].fillna("").astype(str).str.strip() if "label" in frame.columns else None
-    keep = text != ""
-    counts = {"rows_in": len(frame), "empty_text_dropped": int((~keep).sum())}
-    scrubbed = [scrub_pii(value) for value in text[keep]]
-    prepared = pd.DataFrame({"text": [value for value, _ in scrubbed]})
-    if labels is not None:
-        prepared["label"] = labels[keep].to_numpy()
-    counts["rows_with_pii"] = sum(bool(found) for _, found in scrubbed)
-    duplicate = prepared["text"].map(near_duplicate_key).duplicated(keep="first")
-    prepared = prepared.loc[~duplicate].reset_index(drop=True)
-    counts["duplicates_dropped"] = int(duplicate.sum())
-    if prepared.empty:
-        raise DataError("the traffic log has no non-empty 'text' values")
-    if labels is not None:
-        counts["unlabelled_rows"] = int((prepared["label"] == "").sum())
-        if counts["unlabelled_rows"]:  # quality metrics need every row labelled; drift does not
-            prepared = prepared.drop(columns="label")
-    counts["rows"] = len(prepared)
-    return prepared, counts
-
-
-def load_traffic(config: TrafficConfig) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The configured log (simulated or read), prepared with `prepare_traffic`; errors name the file."""
-    if config.source == "simulator":
-        knobs = config.simulator
-        return prepare_traffic(simulate_traffic(knobs.n_rows, knobs.seed, knobs.drift))
-    assert config.path is not None  # guaranteed by TrafficConfig validation
-    raw = read_traffic_log(Path(config.path))
-    try:
-        return prepare_traffic(raw)
-    except DataError as exc:
-        raise DataError(f"{config.path}: {exc}") from None

@@ -1,18 +1,19 @@
 """Rollback triggers of runbook 15.3 as a pure function: approved benchmark + observed metrics -> decision.
 
-The approved benchmark is the production version's own gate tags, recorded when it was promoted
-(``gate_rare_class_recall``, ``gate_refusal_precision``, ``gate_latency_p95_ms``). A trigger whose
+The approved benchmark is the production version's own benchmark (`VersionRecord.benchmark`: the gate
+metrics recorded when it was registered, e.g. ``rare_class_recall``, ``latency_p95_ms``). A trigger whose
 baseline or observation is missing (e.g. no escalation rows in the log) cannot fire; it is recorded
 as ``no data`` so the gap is visible.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from mangadistill.config import TriggerSpec
+from mangadistill.lifecycle.gates import as_number
 
 
 @dataclass(frozen=True)
@@ -41,20 +42,15 @@ class TriggerDecision:
     def to_dict(self) -> dict:
         return {"fired": self.fired, "reason": self.reason, "triggers": [asdict(r) for r in self.records]}
 
-
-def _number(value: object) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TriggerDecision:
+        """The inverse of `to_dict` (a decision handed from one pipeline step to the next)."""
+        return cls(bool(data["fired"]), tuple(TriggerRecord(**r) for r in data["triggers"]), str(data["reason"]))
 
 
-def evaluate_trigger(name: str, spec: TriggerSpec, baseline_tags: Mapping[str, object],
+def evaluate_trigger(name: str, spec: TriggerSpec, benchmark: Mapping[str, object],
                      observed: Mapping[str, object]) -> TriggerRecord:
-    baseline, value = _number(baseline_tags.get(spec.baseline_tag)), _number(observed.get(name))
+    baseline, value = as_number(benchmark.get(spec.benchmark)), as_number(observed.get(name))
     drop = spec.max_drop_points is not None
     if drop:
         rule = f"drop > {spec.max_drop_points:g} pt"
@@ -70,10 +66,10 @@ def evaluate_trigger(name: str, spec: TriggerSpec, baseline_tags: Mapping[str, o
     return TriggerRecord(name, baseline, value, limit, rule, "fired" if fired else "ok")
 
 
-def evaluate_triggers(triggers: Mapping[str, TriggerSpec], baseline_tags: Mapping[str, object],
+def evaluate_triggers(triggers: Mapping[str, TriggerSpec], benchmark: Mapping[str, object],
                       observed: Mapping[str, object]) -> TriggerDecision:
     """Fire if any enabled trigger crossed its threshold; the reason names each one that fired."""
-    records = tuple(evaluate_trigger(name, spec, baseline_tags, observed) for name, spec in triggers.items())
+    records = tuple(evaluate_trigger(name, spec, benchmark, observed) for name, spec in triggers.items())
     fired = [r for r in records if r.status == "fired"]
     missing = [r.name for r in records if r.status == "no data"]
     if fired:

@@ -1,0 +1,49 @@
+"""Model families: what differs between tracks (intent classifier, responder, reranker, ...).
+
+`get_family("intent")` returns the registered family; `register_family(family)` adds one (a test family
+does this from the tests); `family_for_model("mangaassist-intent")` finds a family by its registered model.
+"""
+
+from __future__ import annotations
+
+from mangadistill.errors import ConfigError
+from mangadistill.families.base import Answer, Family, FetchArtifact, NoOptions, Predictor
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    """Make `family` available by its name (replacing a family of the same name)."""
+    _FAMILIES[family.name] = family
+    return family
+
+
+def known_families() -> tuple[str, ...]:
+    _load_builtin()
+    return tuple(sorted(_FAMILIES))
+
+
+def get_family(name: str) -> Family:
+    """The family called `name`; a `ConfigError` listing the known ones otherwise."""
+    _load_builtin()
+    try:
+        return _FAMILIES[name]
+    except KeyError:
+        raise ConfigError(f"family '{name}' is unknown; known families: {', '.join(sorted(_FAMILIES))}") from None
+
+
+def family_for_model(model_name: str) -> Family | None:
+    """The family whose default registered model is `model_name`, if any."""
+    _load_builtin()
+    return next((f for f in _FAMILIES.values() if f.model_name == model_name), None)
+
+
+def _load_builtin() -> None:
+    if "intent" not in _FAMILIES:
+        from mangadistill.families.intent import IntentFamily
+
+        register_family(IntentFamily())
+
+
+__all__ = ["Answer", "Family", "FetchArtifact", "NoOptions", "Predictor", "family_for_model", "get_family",
+           "known_families", "register_family"]

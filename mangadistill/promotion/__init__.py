@@ -1,1 +1,0 @@
-"""Promotion: gates as data, shadow comparison, staged rollout and rollback triggers (runbook 6.9, 15)."""
