@@ -5,7 +5,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mangadistill.config import MonitorDriftConfig
-from mangadistill.registry import stages
+from mangadistill.lifecycle import stages
+from mangadistill.lifecycle.record import read_record
 from steps import check_drift
 from tests.integration._tiny_models import register, tiny_onnx_classifier, use_experiment
 
@@ -34,8 +35,8 @@ def test_drift_above_threshold_recommends_retraining_on_production(production):
     check = check_drift.entrypoint(MonitorDriftConfig(experiment="drift-high"), NAME)
     assert check["status"] == "ok" and check["retrain"] is True and check["run_id"] == run_id
     assert "at or above the threshold 0.30" in check["reason"]
-    tags = MlflowClient().get_model_version(NAME, version).tags
-    assert tags["retrain_recommended"] == "true" and tags["drift_report_run"] == run_id and "text" in tags["retrain_reason"]
+    monitor = read_record(MlflowClient(), NAME, version).monitor
+    assert monitor.retrain_recommended is True and monitor.drift_report_run == run_id and "text" in monitor.retrain_reason
 
 
 def test_drift_below_threshold_and_stale_or_missing_reports_do_not(production):

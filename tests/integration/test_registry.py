@@ -12,7 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mangadistill.export.onnx import export_onnx, quantize_dynamic_int8, serving_copy
-from mangadistill.registry.register import find_version_by_tag, model_format, register_classifier
+from mangadistill.lifecycle.record import Provenance, VersionRecord, find_by_source, read_record
+from mangadistill.registry.register import model_format, register_classifier
 from tests.tiny_models import tiny_classifier
 
 LABELS = ["order_status", "recommendation", "out_of_scope"]
@@ -31,7 +32,9 @@ def model_dirs(tmp_path_factory):
 
 def _register(model_dir, name, source_id):
     with mlflow.start_run():
-        return register_classifier(model_dir, name, source_id=source_id, tags={"role": model_dir.card["role"]})
+        record = VersionRecord(family="intent", role=model_dir.card["role"], provenance=Provenance(source_id=source_id),
+                               benchmark={"accuracy": 0.5, "latency_p95_ms": 3.0})
+        return register_classifier(model_dir, name, record)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +57,11 @@ def test_each_format_registers_with_its_own_requirements(model_dirs, registered)
     assert "onnxruntime==" in requirements["2"] and "torch" not in requirements["2"]
     # registering the same source again reuses the version
     assert _register(onnx, "registry-test", "onnx-1").reused
-    assert find_version_by_tag(client, "registry-test", "source_id", "onnx-1") == "2"
+    assert find_by_source(client, "registry-test", "onnx-1") == "2"
+    # the record travels as a few glance tags + one JSON tag; the benchmark as logged-model metrics
+    version = client.get_model_version("registry-test", "2")
+    assert set(version.tags) == {"family", "role", "stage", "record"}
+    assert read_record(client, "registry-test", "2").benchmark == {"accuracy": 0.5, "latency_p95_ms": 3.0}
 
 
 def test_pyfuncs_return_intent_and_confidence(registered):

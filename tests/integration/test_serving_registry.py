@@ -16,7 +16,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mangadistill.registry import stages
+from mangadistill.lifecycle import stages
 from tests.integration._tiny_models import register, tiny_onnx_classifier, use_experiment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -1,16 +1,15 @@
 """The intent service's HTTP contract with a stand-in model: validation (4xx), /predict, /health, /metrics."""
 
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from mangadistill.lifecycle.record import GateSetRecord, VersionRecord
 from mangadistill.serving.app import LoadedModel, ServingLimits, create_app
 
 
 class _Model:
     def predict(self, texts):
-        return pd.DataFrame({"intent": ["greeting" if "hi" in t else "price" for t in texts],
-                             "confidence": [0.9] * len(texts)})
+        return [{"intent": "greeting" if "hi" in t else "price", "confidence": 0.9} for t in texts]
 
 
 class _Follower:
@@ -19,8 +18,9 @@ class _Follower:
     model_name, stage, poll_seconds, swaps, last_error, last_poll = "m", "production", 2.0, 0, None, None
 
     def __init__(self, loaded: bool = True):
-        tags = {"gate.offline.decision": "pass", "gate.shadow.decision": "pass"}
-        self.current = LoadedModel("7", _Model(), 0.0, tags) if loaded else None
+        gated = VersionRecord(family="intent", gates={name: GateSetRecord("pass", "all passed", "now")
+                                                      for name in ("offline", "shadow")})
+        self.current = LoadedModel("7", _Model(), 0.0, gated, None) if loaded else None
         self.target_version = "7" if loaded else None
 
     def start(self):
