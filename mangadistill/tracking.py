@@ -82,7 +82,7 @@ def log_figure(figure, artifact_file: str) -> None:
 
 
 def flat_params(tree: Mapping, prefix: str = "") -> dict[str, str]:
-    """Flatten a nested config dict into MLflow params: ``{"student.training.epochs": "6", ...}``."""
+    """Flatten a nested config dict into MLflow params: ``{"student.stage2.training.epochs": "8", ...}``."""
     flat: dict[str, str] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"

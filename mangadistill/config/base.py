@@ -38,7 +38,7 @@ def _format_error(source: str, error: dict[str, Any], moved: dict[str, str]) -> 
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] != "value_error" and "input" in error:
         message = f"{message} (got {error['input']!r})"
-    return f"{source}: {location}: {message}"
+    return f"{source}: {message}" if location == "<root>" else f"{source}: {location}: {message}"
 
 
 def parse_config(raw: Any, model: type[ConfigT], source: str = "config") -> ConfigT:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from mangadistill.config.base import StrictModel
 from mangadistill.config.traffic import TrafficConfig
@@ -88,15 +88,26 @@ class FamilyConfig(StrictModel):
                                     description="The family's own settings (intent: refusal_label, escalation_labels).")
     _family_options: BaseModel | None = PrivateAttr(None)
 
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, name: str) -> str:
+        from mangadistill.errors import ConfigError
+        from mangadistill.families import get_family
+
+        try:
+            get_family(name)
+        except ConfigError as exc:  # as a ValueError, the one-line message names the file and the key
+            raise ValueError(str(exc)) from None
+        return name
+
     @model_validator(mode="after")
-    def _known_family(self) -> FamilyConfig:
+    def _valid_options(self) -> FamilyConfig:
         from pydantic import ValidationError
 
         from mangadistill.families import get_family
 
-        family = get_family(self.family)  # ConfigError naming the known families
         try:
-            self._family_options = family.options_model.model_validate(self.options)
+            self._family_options = get_family(self.family).options_model.model_validate(self.options)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])

@@ -187,10 +187,12 @@ class VersionRecord:
     def _record_json(self) -> str:
         body = {key: value for key, value in asdict(self).items() if key not in ("benchmark", "family", "role")}
         text = json.dumps(body, separators=(",", ":"), sort_keys=True)
-        while len(text) > MAX_RECORD_CHARS and (body["rollout"]["history"] or body["rollbacks"]):
-            for history in (body["rollout"]["history"], body["rollbacks"]):  # the oldest entries go first
-                if history:
-                    history.pop(0)
+        while len(text) > MAX_RECORD_CHARS:  # the oldest entries of the longer history go first
+            history = max((body["rollout"]["history"], body["rollbacks"]), key=len)
+            if not history:
+                raise ValueError(f"version record of {len(text)} characters exceeds {MAX_RECORD_CHARS} "
+                                 "without any history to drop")
+            history.pop(0)
             text = json.dumps(body, separators=(",", ":"), sort_keys=True)
         return text
 
@@ -204,8 +206,9 @@ class VersionRecord:
         if int(body.get("schema", 0)) > SCHEMA_VERSION:
             raise ValueError(f"version record schema {body['schema']} is newer than this code's "
                              f"{SCHEMA_VERSION}; upgrade mangadistill")
+        # numbers of a schema-0 version without a logged model stay in their old tags (`write_record`)
         record = cls(family=tags.get("family", default_family), role=tags.get("role", STUDENT),
-                     benchmark=dict(benchmark or {}))
+                     benchmark={**_legacy_numbers(tags), **dict(benchmark or {})})
         simple = {f.name for f in fields(cls)} - {"provenance", "gates", "rollout", "rollbacks", "monitor",
                                                   "benchmark", "family", "role"}
         for key in simple & body.keys():
@@ -222,9 +225,6 @@ class VersionRecord:
 def _from_legacy_tags(tags: Mapping[str, str], benchmark: Mapping[str, float] | None,
                       family: str) -> VersionRecord:
     """Schema 0: the flat tags `register_student`, `promote_intent` and `monitor_intent` wrote before schema 1."""
-    numbers = {key.removeprefix("gate_"): as_number(value) for key, value in tags.items() if key.startswith("gate_")}
-    for key in ("cost_reduction", "retention"):
-        numbers[key] = as_number(tags.get(key))
     record = VersionRecord(
         family=family, role=tags.get("role", STUDENT), served_variant=tags.get("served_variant"),
         serving_threads=int(tags["serving_threads"]) if str(tags.get("serving_threads", "")).isdigit() else None,
@@ -232,7 +232,7 @@ def _from_legacy_tags(tags: Mapping[str, str], benchmark: Mapping[str, float] | 
         stage=tags.get("stage", NONE), stage_reason=tags.get("stage.reason", ""),
         stage_changed_at=tags.get("stage.changed_at"), production_since=tags.get("production_since"),
         flag=tags.get("stage.flag"),
-        benchmark={**{k: v for k, v in numbers.items() if v is not None}, **dict(benchmark or {})},
+        benchmark={**_legacy_numbers(tags), **dict(benchmark or {})},
         schema=0,
     )
     for gate_set in REQUIRED_GATE_SETS:
@@ -257,6 +257,13 @@ def _from_legacy_tags(tags: Mapping[str, str], benchmark: Mapping[str, float] | 
                                    None if "retrain_recommended" not in tags else tags["retrain_recommended"] == "true",
                                    tags.get("retrain_reason"), tags.get("drift_report_run"))
     return record
+
+
+def _legacy_numbers(tags: Mapping[str, str]) -> dict[str, float]:
+    """Benchmark numbers held in schema-0 tags (``gate_<metric>``, ``cost_reduction``, ...)."""
+    numbers = {key.removeprefix("gate_"): as_number(value) for key, value in tags.items() if key.startswith("gate_")}
+    numbers.update({new: as_number(tags.get(old)) for old, new in _LEGACY_NUMBERS.items()})
+    return {key: value for key, value in numbers.items() if value is not None}
 
 
 # ------------------------------------------------------------------------------------ registry I/O
@@ -287,18 +294,36 @@ def read_record(client: MlflowClient, name: str, version: str, default_family: s
 
 
 def write_record(client: MlflowClient, name: str, version: str, record: VersionRecord,
-                 current_tags: Mapping[str, str] | None = None) -> None:
-    """Write the record's tags: changed ones are set, managed ones it no longer has and legacy ones deleted."""
+                 current: Any | None = None) -> None:
+    """Write the record's tags: changed ones are set, managed ones it no longer has and legacy ones deleted.
+
+    A record read from schema-0 tags first moves its benchmark numbers onto the version's logged model
+    (where schema 1 keeps them); a version without a logged model keeps its old number tags, so no
+    approved benchmark is ever lost by an upgrade.
+    """
     version = str(version)
-    if current_tags is None:
-        current_tags = dict(client.get_model_version(name, version).tags or {})
+    current = current if current is not None else client.get_model_version(name, version)
+    current_tags = dict(current.tags or {})
+    keep_legacy_numbers = record.schema == 0 and bool(record.benchmark) and not _migrate_benchmark(client, current, record)
+    record.schema = SCHEMA_VERSION
     wanted = record.to_tags()
     for key, value in wanted.items():
         if current_tags.get(key) != value:
             client.set_model_version_tag(name, version, key, value)
-    stale = [key for key in current_tags if key not in wanted and (key in MANAGED_TAGS or _is_legacy_tag(key))]
+    stale = [key for key in current_tags if key not in wanted and (key in MANAGED_TAGS or _is_legacy_tag(key))
+             and not (keep_legacy_numbers and _is_legacy_number(key))]
     for key in stale:
         client.delete_model_version_tag(name, version, key)
+
+
+def _migrate_benchmark(client: MlflowClient, version: Any, record: VersionRecord) -> bool:
+    """Log a schema-0 record's benchmark on the version's logged model; False when there is nowhere to log it."""
+    model_id = _logged_model_id(version)
+    if model_id is None or not getattr(version, "run_id", None):
+        return False
+    if not read_benchmark(client, version):
+        log_benchmark(model_id, version.run_id, record.benchmark)
+    return True
 
 
 _LEGACY_PREFIXES = ("gate_", "gate.", "stage.", "rollout.", "rollback.", "monitor.")
@@ -307,8 +332,17 @@ _LEGACY_KEYS = ("zenml_pipeline_run", "source_id", "production_since", "cost_red
                 "retrain_reason", "drift_report_run")
 
 
+#: Schema-0 tags that held benchmark numbers (and the new benchmark names they map to).
+_LEGACY_NUMBERS = {"cost_reduction": "cost_reduction", "retention": "retention",
+                   "teacher_gate_accuracy": "teacher_accuracy", "fp32_student_gate_accuracy": "fp32_student_accuracy"}
+
+
 def _is_legacy_tag(key: str) -> bool:
     return key.startswith(_LEGACY_PREFIXES) or key in _LEGACY_KEYS
+
+
+def _is_legacy_number(key: str) -> bool:
+    return key.startswith("gate_") or key in _LEGACY_NUMBERS
 
 
 def update_record(client: MlflowClient, name: str, version: str, change: Callable[[VersionRecord], None],
@@ -317,14 +351,23 @@ def update_record(client: MlflowClient, name: str, version: str, change: Callabl
     current = client.get_model_version(name, str(version))
     record = record_of(client, current, default_family)
     change(record)
-    write_record(client, name, str(version), record, dict(current.tags or {}))
+    write_record(client, name, str(version), record, current)
     return record
+
+
+def all_records(client: MlflowClient, name: str, default_family: str = "intent") -> list[tuple[str, VersionRecord]]:
+    """(version, record) of every version of `name`, oldest first; records without their benchmark (one query).
+
+    A version nobody ever tagged (e.g. registered by hand) reads as a plain student in stage ``none``.
+    """
+    versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+    return [(str(v.version), VersionRecord.from_tags(dict(v.tags or {}), default_family=default_family))
+            for v in versions]
 
 
 def find_by_source(client: MlflowClient, name: str, source_id: str) -> str | None:
     """The newest version of `name` registered from `source_id` (the same weights), if any."""
-    matches = [int(v.version) for v in client.search_model_versions(f"name = '{name}'")
-               if VersionRecord.from_tags(dict(v.tags or {})).provenance.source_id == source_id]
+    matches = [int(version) for version, record in all_records(client, name) if record.provenance.source_id == source_id]
     return str(max(matches)) if matches else None
 
 

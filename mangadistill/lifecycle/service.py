@@ -37,21 +37,20 @@ class CandidateError(UserError):
 
 def select_candidate(client: MlflowClient, name: str, version: int | None = None) -> dict[str, Any]:
     """The version to promote: `version`, else the newest non-teacher version that was never archived or rolled back."""
-    versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+    versions = records.all_records(client, name)
     if version is not None:
-        chosen = [v for v in versions if str(v.version) == str(version)]
+        chosen = [(number, record) for number, record in versions if number == str(version)]
         if not chosen:
-            have = ", ".join(str(v.version) for v in versions) or "none"
+            have = ", ".join(number for number, _ in versions) or "none"
             raise CandidateError(f"{name} has no version {version} (has: {have})")
     else:
-        chosen = [v for v in versions if (r := VersionRecord.from_tags(dict(v.tags or {}))).role != TEACHER
-                  and r.role != records.BASELINE and not r.was_retired]
+        chosen = [(number, record) for number, record in versions
+                  if record.role not in (TEACHER, records.BASELINE) and not record.was_retired]
         if not chosen:
             raise CandidateError(f"{name} has no candidate version to promote; run the family's distill pipeline "
                                  "first, or pass --version N")
-    number = str(chosen[-1].version)
+    number, current = chosen[-1]
     held = [alias for alias, v in stages.aliases(client, name).items() if v == number and alias in stages.STAGES]
-    current = records.record_of(client, chosen[-1])
     return {"name": name, "version": number, "family": current.family, "pipeline_run": current.provenance.pipeline_run,
             "stage": held[0] if held else current.stage}
 

@@ -111,10 +111,6 @@ def _mark(client: MlflowClient, name: str, version: str, stage: str, reason: str
     return updated
 
 
-def _versions(client: MlflowClient, name: str) -> list:
-    return sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
-
-
 def move_to_staging(client: MlflowClient, name: str, version: str, reason: str) -> StageMove:
     """Point ``staging`` at `version`; a different version that was in staging goes back to none."""
     version = str(version)
@@ -171,11 +167,8 @@ def rollback_production(client: MlflowClient, name: str, reason: str, target: st
 
 
 def _reset_last_known_good(client: MlflowClient, name: str, exclude: set[str]) -> None:
-    archived = []
-    for v in _versions(client, name):
-        record = VersionRecord.from_tags(dict(v.tags or {}))
-        if record.stage == ARCHIVED and str(v.version) not in exclude:
-            archived.append((record.production_since or "", int(v.version)))
+    archived = [(record.production_since or "", int(version)) for version, record in records.all_records(client, name)
+                if record.stage == ARCHIVED and version not in exclude]
     if archived:
         client.set_registered_model_alias(name, LAST_KNOWN_GOOD, str(max(archived)[1]))
     elif version_in_stage(client, name, LAST_KNOWN_GOOD) is not None:
@@ -191,13 +184,12 @@ def sync_stage_mirrors(client: MlflowClient, name: str) -> list[str]:
     """
     current = aliases(client, name)
     changes: list[str] = []
-    for v in _versions(client, name):
-        number, tags = str(v.version), dict(v.tags or {})
-        stage = VersionRecord.from_tags(tags).stage if tags else None
+    for number, record in records.all_records(client, name):
+        stage = record.stage
         held = [s for s in STAGES if current.get(s) == number]
         if held and stage != held[0]:
             _mark(client, name, number, held[0], "alias moved outside the pipeline (e.g. in the MLflow UI)")
-            changes.append(f"version {number}: tag {stage if stage not in (None, NONE) else 'unset'} -> {held[0]} "
+            changes.append(f"version {number}: tag {stage if stage != NONE else 'unset'} -> {held[0]} "
                            "(follows its alias)")
         elif not held and stage in STAGES:
             new = ARCHIVED if stage == PRODUCTION else NONE
@@ -234,10 +226,9 @@ def stage_table(client: MlflowClient, name: str) -> list[dict[str, str]]:
     """One row per version: version, role, stage, aliases, gate decisions, rollout, flag (for printing)."""
     current = aliases(client, name)
     rows = []
-    for v in _versions(client, name):
-        record = VersionRecord.from_tags(dict(v.tags or {}))
-        held = ", ".join(alias for alias, version in current.items() if version == str(v.version))
-        rows.append({"version": str(v.version), "role": record.role, "stage": record.stage, "aliases": held,
+    for number, record in records.all_records(client, name):
+        held = ", ".join(alias for alias, version in current.items() if version == number)
+        rows.append({"version": number, "role": record.role, "stage": record.stage, "aliases": held,
                      "gates": "pass" if record.has_passing_gate_record else
                      (record.gates["offline"].decision if "offline" in record.gates else "-"),
                      "rollout": record.rollout.label if record.rollout.share is not None else "",

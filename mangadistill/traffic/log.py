@@ -121,7 +121,7 @@ def _admit(raw: pd.DataFrame, source: str, known_labels: tuple[str, ...] | None)
     rows = lines[~bad].reset_index(drop=True)
     if rows.empty:
         example = f"; the first: {quarantine['reason'].iloc[0]}" if len(quarantine) else ""
-        raise DataError(f"{source}: the traffic log has no usable rows (all {len(quarantine)} lines quarantined"
+        raise DataError(f"{source}: the traffic log has no usable rows ({len(quarantine)} read, all quarantined"
                         f"{example}); it needs non-empty 'text' values")
     return TrafficLog(rows, quarantine, source, bool((rows["label"] != "").any()), rows_with_pii)
 

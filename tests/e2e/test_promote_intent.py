@@ -7,15 +7,17 @@ rollback trigger on a labelled traffic log -> production back to the teacher, ex
 to a named version; an empty traffic log -> one-line error, exit 3.
 """
 
+import json
 import os
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
 from mangadistill.data.synthetic import generate_intent_dataset
-from mangadistill.registry import stages
+from mangadistill.config import read_layered
+from mangadistill.lifecycle import stages
+from mangadistill.lifecycle.record import read_record
 from tests.e2e._cli import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +45,7 @@ def world(tmp_path_factory):
 
 
 def _config(root: Path, name: str, base: str, **changes) -> Path:
-    config = yaml.safe_load((CONFIGS / base).read_text())
+    config, _ = read_layered(CONFIGS / base)  # `extends:` merged: the copy lives in another folder
     for dotted, value in changes.items():
         node = config
         *parents, leaf = dotted.split(".")
@@ -51,7 +53,7 @@ def _config(root: Path, name: str, base: str, **changes) -> Path:
             node = node.setdefault(key, {})
         node[leaf] = value
     path = root / name
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(json.dumps(config))  # JSON is YAML
     return path
 
 
@@ -61,24 +63,29 @@ def test_life_cycle_through_the_cli(world):
 
     # a gate the tiny smoke student cannot pass: exit 5, gate named, the student stays where it was
     strict = _config(root, "strict.yaml", "promote_intent_smoke.yaml",
-                     **{"offline_gates.accuracy": {"category": "quality", "metric": "gate_accuracy", "min": 0.89}})
+                     **{"offline_gates.accuracy": {"category": "quality", "metric": "accuracy", "min": 0.89}})
     failed = _run(env, root, "--pipeline", "promote_intent", "--config", str(strict))
     assert failed.returncode == 5, _out(failed)
     assert "offline gates: FAIL" in failed.stdout and "accuracy:" in failed.stdout
     assert "stays where it was" in failed.stdout
     teacher = stages.version_in_stage(client, MODEL, stages.PRODUCTION)  # bootstrapped before the gates ran
     assert teacher != student and client.get_model_version(MODEL, teacher).tags["role"] == "teacher"
-    tags = client.get_model_version(MODEL, student).tags
-    assert tags["gate.offline.decision"] == "fail" and tags["gate.offline.accuracy"].endswith("FAIL")
-    assert stages.version_in_stage(client, MODEL, stages.STAGING) is None and "stage" not in tags
+    assert read_record(client, MODEL, teacher).benchmark["accuracy"] > 0  # the teacher's approved benchmark
+    record = read_record(client, MODEL, student)
+    assert record.gates["offline"].decision == "fail" and record.gates["offline"].results["accuracy"].endswith("FAIL")
+    assert stages.version_in_stage(client, MODEL, stages.STAGING) is None and record.stage == "none"
 
     # the smoke gates: staging -> shadow -> rollout -> production; the teacher archived as last-known-good
     promoted = _run(env, root, "--pipeline", "promote_intent", "--config", str(CONFIGS / "promote_intent_smoke.yaml"))
     assert promoted.returncode == 0, _out(promoted)
     assert "online_shadow_compare" in promoted.stdout and "PROMOTED" in promoted.stdout
     assert stages.aliases(client, MODEL) == {"production": student, "last-known-good": teacher}
-    tags = client.get_model_version(MODEL, student).tags
-    assert tags["gate.offline.decision"] == tags["gate.shadow.decision"] == "pass" and tags["rollout.share"] == "1"
+    record = read_record(client, MODEL, student)
+    assert record.has_passing_gate_record and record.rollout.share == 1.0
+    assert record.provenance.pipeline_run and record.served_variant.startswith("onnx")
+    tags = client.get_model_version(MODEL, student).tags  # what a person sees in the UI's versions table
+    assert set(tags) <= {"family", "role", "stage", "gates", "rollout", "served_variant", "flag", "record"}
+    assert tags["gates"] == "offline pass, shadow pass" and tags["rollout"] == "100%"
     assert client.get_model_version(MODEL, student).current_stage == "Production"
     assert client.get_model_version(MODEL, teacher).tags["stage"] == "archived"
 
@@ -87,20 +94,20 @@ def test_life_cycle_through_the_cli(world):
     surge[surge["label"] != "escalation"].assign(label="escalation").to_csv(root / "surge.csv", index=False)
     monitor = _config(root, "monitor.yaml", "monitor_intent_smoke.yaml", action="rollback",
                       traffic={"source": "csv", "path": "surge.csv"},
-                      triggers={"accuracy": {"baseline_tag": "gate_accuracy", "max_drop_points": 5.0}})
+                      triggers={"accuracy": {"benchmark": "accuracy", "max_drop_points": 5.0}})
     fired = _run(env, root, "--pipeline", "monitor_intent", "--config", str(monitor))
     assert fired.returncode == 6, _out(fired)
     assert "FIRED" in fired.stdout and "ROLLED BACK" in fired.stdout
     assert stages.version_in_stage(client, MODEL, stages.PRODUCTION) == teacher
-    bad, restored = client.get_model_version(MODEL, student).tags, client.get_model_version(MODEL, teacher).tags
-    assert bad["stage"] == "rolled_back" and "accuracy" in bad["rollback.reason"]
-    assert restored["rollback.reason"] == bad["rollback.reason"]
+    bad, restored = read_record(client, MODEL, student), read_record(client, MODEL, teacher)
+    assert bad.stage == "rolled_back" and "accuracy" in bad.rollbacks[-1].reason
+    assert restored.rollbacks[-1].reason == bad.rollbacks[-1].reason
 
     # a person restores the student by hand
     manual = _run(env, root, "--pipeline", "rollback_intent", "--version", student)
     assert manual.returncode == 0, _out(manual)
     assert stages.version_in_stage(client, MODEL, stages.PRODUCTION) == student
-    assert client.get_model_version(MODEL, student).tags["rollback.reason"] == "manual rollback"
+    assert read_record(client, MODEL, student).rollbacks[-1].reason == "manual rollback"
 
 
 def test_empty_traffic_log_is_a_one_line_data_error(world):

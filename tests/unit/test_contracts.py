@@ -45,8 +45,9 @@ def _attribute_uses(names: set[str], skip=lambda node, calls: False) -> list[str
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and node.attr in names and not skip(node, calls):
                 found.append(_where(path, node, f".{node.attr}"))
-            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "setattr")
-                  and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and node.args[1].value in names):
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                  and node.func.id in ("getattr", "setattr") and len(node.args) >= 2
+                  and isinstance(node.args[1], ast.Constant) and node.args[1].value in names):
                 found.append(_where(path, node, f"{node.func.id}(..., {node.args[1].value!r})"))
     return found
 

@@ -13,10 +13,10 @@ from mangadistill.preflight import preflight
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-@pytest.mark.parametrize("name", ["drift_report.yaml", "drift_report_smoke.yaml"])
-def test_shipped_configs_validate(name):
+@pytest.mark.parametrize(("name", "split"), [("drift_report.yaml", "gate"), ("drift_report_smoke.yaml", "train")])
+def test_shipped_configs_validate(name, split):
     config = load_config(CONFIGS / name, DriftReportConfig)
-    assert config.traffic.source == "simulator" and config.reference.split == "gate"
+    assert config.traffic.source == "simulator" and config.reference.split == split
     assert config.detection.drift_share == 0.3
 
 
@@ -55,6 +55,9 @@ def test_preflight_rejects_a_malformed_log_before_anything_runs(tmp_path):
     log.write_text("query\nwhere is my order\n")
     config = parse_config({"traffic": {"source": "csv", "path": str(log)}}, DriftReportConfig)
     with pytest.raises(DataError, match=r"today\.csv: missing column 'text' \(found: query\)"):
+        preflight(config)
+    log.write_text('text\n"  "\n')
+    with pytest.raises(DataError, match=r"today\.csv: the traffic log has no usable rows \(1 read, all quarantined"):
         preflight(config)
     log.write_text("text\nwhere is my order\n")
     preflight(config)  # a readable log and the packaged encoder pass

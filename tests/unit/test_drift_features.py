@@ -8,7 +8,8 @@ import pytest
 
 from mangadistill.config import PACKAGED_MINILM
 from mangadistill.drift.features import embedding_components, load_vocabulary, oov_rate, text_descriptors, words
-from mangadistill.drift.production import ProductionModel, as_predictions
+from mangadistill.errors import ModelLoadError
+from mangadistill.drift.production import ProductionModel, predict_intents
 from mangadistill.drift.report import monitored_columns
 from mangadistill.errors import ModelLoadError
 
@@ -62,10 +63,27 @@ def test_embedding_components_are_fitted_on_the_reference():
 
 
 # --------------------------------------------------------------------------------- prediction adapter
-def test_predictions_follow_the_dataframe_contract():
-    output = pd.DataFrame({"intent": ["price", "greeting"], "confidence": [0.9, 0.55]})
-    frame = as_predictions(output, 2)
-    assert frame.to_dict("list") == {"predicted_intent": ["price", "greeting"], "confidence": [0.9, 0.55]}
+class _Answers:
+    """A loaded intent version as the one loader returns it: one answer per text."""
+
+    def __init__(self, drop_last: bool = False) -> None:
+        self.drop_last, self.calls = drop_last, []
+
+    def predict(self, texts):
+        self.calls.append(len(texts))
+        answers = [{"intent": "price" if "$" in t else "greeting", "confidence": 0.9 if "$" in t else 0.55}
+                   for t in texts]
+        return answers[:-1] if self.drop_last else answers
+
+
+def test_predictions_follow_the_answer_contract_in_batches():
+    model = _Answers()
+    frame = predict_intents(model, ["$5?", "hi", "hey"], batch_size=2)
+    assert frame.to_dict("list") == {"predicted_intent": ["price", "greeting", "greeting"],
+                                     "confidence": [0.9, 0.55, 0.55]}
+    assert model.calls == [2, 1]
+    with pytest.raises(ModelLoadError, match="returned 2 predictions for 3 queries"):
+        predict_intents(_Answers(drop_last=True), ["$5?", "hi", "hey"], batch_size=3)
 
 
 def test_production_model_uri_and_record():

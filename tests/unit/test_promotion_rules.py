@@ -1,4 +1,7 @@
-"""Pure life-cycle rules: gates, rollback triggers, rollout plan, shadow comparison (truth tables, no registry, no zenml)."""
+"""Pure life-cycle rules: gates, rollback triggers, rollout plan, shadow comparison.
+
+Truth tables; no registry, no zenml.
+"""
 
 import json
 import math
@@ -123,7 +126,8 @@ def test_rollback_trigger_truth_table(observed, fired):
 
 def test_trigger_limits_and_legacy_string_benchmark():
     records = {r.name: r for r in evaluate_triggers(TRIGGERS, BENCHMARK, BENCHMARK).records}
-    assert records["rare_class_recall"].limit == pytest.approx(0.87) and records["rare_class_recall"].rule == "drop > 3 pt"
+    assert records["rare_class_recall"].limit == pytest.approx(0.87)
+    assert records["rare_class_recall"].rule == "drop > 3 pt"
     assert records["latency_p95_ms"].limit == pytest.approx(6.0) and records["latency_p95_ms"].rule == "rise > 20%"
     as_strings = {key: str(value) for key, value in BENCHMARK.items()}  # a migrated schema-0 benchmark
     assert evaluate_triggers(TRIGGERS, as_strings, {"rare_class_recall": 0.5}).records[0].status == "fired"

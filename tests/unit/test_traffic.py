@@ -197,10 +197,10 @@ def test_csv_rows_plus_quarantine_is_every_line_of_a_large_noisy_log(tmp_path):
     ("random.csv", random.Random(0).randbytes(3000), "not UTF-8 text"),
     ("random.jsonl", random.Random(1).randbytes(3000), "not UTF-8 text"),
     ("printable.csv", _garbage(2, 'abc,;\t "\n', 3000), "not a readable CSV file"),
-    ("blank_texts.csv", 'text,label\n"  ",greeting\n"",price\n', "no usable rows (all 2 lines quarantined"),
-    ("broken.jsonl", '{"text": \n[1]\n', "no usable rows (all 2 lines quarantined; the first: line 1: invalid JSON"),
+    ("blank_texts.csv", 'text,label\n"  ",greeting\n"",price\n', "no usable rows (2 read, all quarantined"),
+    ("broken.jsonl", '{"text": \n[1]\n', "no usable rows (2 read, all quarantined; the first: line 1: invalid JSON"),
     ("log.parquet", "x", "unsupported traffic log format '.parquet' for traffic.source csv"),
-    ("log.jsonl", "text\nhi\n", "unsupported traffic log format '.jsonl' for traffic.source csv; set traffic.source: jsonl"),
+    ("log.jsonl", "text\nhi\n", "format '.jsonl' for traffic.source csv; set traffic.source: jsonl"),
 ])
 def test_bad_files_fail_with_one_line_naming_the_file(tmp_path, name, content, message):
     path = tmp_path / name
@@ -290,6 +290,7 @@ def test_read_log_through_for_drift_end_to_end(tmp_path):
 
 
 def test_simulated_log_for_drift_keeps_labels():
-    frame, counts = for_drift(load_traffic(TrafficConfig(simulator=TrafficSimulatorConfig(n_rows=200, seed=3, drift=0.5))))
+    config = TrafficConfig(simulator=TrafficSimulatorConfig(n_rows=200, seed=3, drift=0.5))
+    frame, counts = for_drift(load_traffic(config))
     assert counts["rows_in"] == 200 and counts["rows"] == len(frame) <= 200
     assert list(frame.columns) == ["text", "label"]

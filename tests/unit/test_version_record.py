@@ -2,7 +2,6 @@
 schema-0 migration, the size cap of the `record` tag, derived facts, and the registry I/O helpers."""
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
@@ -163,7 +162,8 @@ def test_a_record_from_newer_code_is_refused_with_what_to_do():
 def test_record_tag_stays_under_the_cap_keeping_the_newest_history():
     record = VersionRecord(family="intent")
     record.record_gates("offline", "pass", "ok", {f"gate_{i}": "1 >= 0.5 PASS" for i in range(8)})
-    rollout = [{"at": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}+00:00", "share": round(i / 500, 3)} for i in range(500)]
+    rollout = [{"at": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}+00:00", "share": round(i / 500, 3)}
+               for i in range(500)]
     rollbacks = [RollbackEvent(f"2026-02-01T{i:04d}", f"reason {i}: " + "latency p95 rose past its limit " * 9,
                                "replaced", str(i)) for i in range(200)]
     record.rollout.share, record.rollout.label, record.rollout.history = 1.0, "100%", list(rollout)
@@ -223,76 +223,3 @@ def test_set_stage_clears_the_flag_when_leaving_production():
     assert record.flag is None and "flag" not in record.to_tags()
     assert record.stage == ARCHIVED and record.stage_reason == "replaced in production by version 2"
     assert record.production_since == since and record.was_retired
-
-
-# ------------------------------------------------------------------------------------------ registry I/O
-class _Registry:
-    """The few `MlflowClient` calls the record module makes, over an in-memory registry."""
-
-    def __init__(self):
-        self.versions: dict[tuple[str, str], SimpleNamespace] = {}
-        self.logged: dict[str, SimpleNamespace] = {}
-
-    def add(self, name, version, tags, metrics=None):
-        model_id = f"m-{name}-{version}"
-        self.versions[(name, str(version))] = SimpleNamespace(name=name, version=str(version), tags=dict(tags),
-                                                              source=f"models:/{model_id}", run_id="run")
-        self.logged[model_id] = SimpleNamespace(metrics=[SimpleNamespace(key=k, value=v)
-                                                         for k, v in (metrics or {}).items()])
-
-    def get_model_version(self, name, version):
-        return self.versions[(name, str(version))]
-
-    def set_model_version_tag(self, name, version, key, value):
-        self.versions[(name, str(version))].tags[key] = value
-
-    def delete_model_version_tag(self, name, version, key):
-        del self.versions[(name, str(version))].tags[key]
-
-    def get_logged_model(self, model_id):
-        return self.logged[model_id]
-
-    def search_model_versions(self, filter_string):
-        return [v for (name, _), v in self.versions.items() if filter_string == f"name = '{name}'"]
-
-
-def test_read_write_and_find_by_source():
-    client = _Registry()
-    record = _rich_record()
-    client.add("m", "1", {}, {"benchmark/accuracy": 0.9512, "benchmark/latency_p95_ms": 2.81, "loss": 0.1})
-    records.write_record(client, "m", "1", record)
-    assert client.versions[("m", "1")].tags == record.to_tags()
-    read = records.read_record(client, "m", "1")
-    assert read.benchmark == {"accuracy": 0.9512, "latency_p95_ms": 2.81}  # only benchmark/* metrics
-    assert read.gates == record.gates and read.rollbacks == record.rollbacks
-
-    updated = records.update_record(client, "m", "1", lambda r: r.set_stage(ARCHIVED, "replaced"))
-    assert updated.flag is None and "flag" not in client.versions[("m", "1")].tags  # a tag no longer wanted goes
-    assert client.versions[("m", "1")].tags["stage"] == "archived"
-
-    client.add("m", "2", LEGACY_TAGS)
-    client.add("m", "3", {"record": json.dumps({"schema": 1, "provenance": {"source_id": "other:fp32"}})})
-    assert records.find_by_source(client, "m", "0a1b2c3d:onnx_int8") == "2"  # schema 0 and 1 alike
-    assert records.find_by_source(client, "m", "other:fp32") == "3"
-    assert records.find_by_source(client, "m", "missing") is None
-
-
-def test_first_write_of_a_legacy_version_replaces_its_flat_tags():
-    client = _Registry()
-    client.add("m", "2", {**LEGACY_TAGS, "someone_elses_tag": "kept"})
-    records.update_record(client, "m", "2", lambda r: r.record_rollout(0.25, "25%"))
-    tags = client.versions[("m", "2")].tags
-    assert set(tags) <= GLANCE | {"record", "someone_elses_tag"} and tags["someone_elses_tag"] == "kept"
-    assert tags["rollout"] == "25%" and tags["gates"] == "offline pass, shadow fail"
-    read = records.read_record(client, "m", "2")
-    assert read.provenance.source_id == "0a1b2c3d:onnx_int8" and read.rollbacks[0].other_version == "4"
-
-
-def test_first_write_of_a_legacy_version_keeps_its_approved_benchmark():
-    # A schema-0 version's benchmark lives only in its gate_* tags (its logged model has no benchmark/*
-    # metrics). After its first record write, the gates and the rollback triggers must still find it.
-    client = _Registry()
-    client.add("m", "2", LEGACY_TAGS)
-    records.update_record(client, "m", "2", lambda r: r.record_rollout(0.25, "25%"))
-    benchmark = records.read_record(client, "m", "2").benchmark
-    assert benchmark.get("accuracy") == 0.9512 and benchmark.get("rare_class_recall") == 0.869
