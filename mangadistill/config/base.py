@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from mangadistill.errors import ConfigError
 
@@ -24,6 +24,22 @@ class StrictModel(BaseModel):
     #: On a root model: dotted keys of an older layout -> where they moved; such a key is still an unknown key
     #: (no silent alias), and its error says where it went.
     MOVED_KEYS: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partial_blocks_keep_their_defaults(cls, data: Any) -> Any:
+        """A nested block given in part keeps the field's own default for the rest.
+
+        E.g. `student.stage2.training: {epochs: 3}` keeps Stage 2's learning rate (1e-4), not the generic
+        `TrainingConfig` default (5e-5) that pydantic would otherwise build the block from.
+        """
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name, field in cls.model_fields.items():
+            if isinstance(data.get(name), dict) and isinstance(field.default, BaseModel):
+                merged[name] = merge_layers(field.default.model_dump(exclude_defaults=True), data[name])
+        return merged
 
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)

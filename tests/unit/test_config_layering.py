@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mangadistill.config import DistillIntentConfig, load_config, merge_layers, read_layered
+from mangadistill.config import DistillIntentConfig, load_config, merge_layers, parse_config, read_layered
 from mangadistill.errors import ConfigError
 from pipelines import PIPELINES
 
@@ -146,3 +146,15 @@ def test_an_old_key_in_a_layered_file_fails_with_its_new_place(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(child, DistillIntentConfig)
     assert str(info.value).endswith("unknown key 'kd' (moved to 'student.stage2.kd')")
+
+
+def test_a_partial_block_keeps_the_fields_own_defaults():
+    """`student.stage2.training: {epochs: 3}` keeps Stage 2's learning rate, not TrainingConfig's generic one."""
+    from mangadistill.config import PromoteConfig, TrainingConfig
+
+    config = parse_config({"student": {"stage2": {"training": {"epochs": 3}}}}, DistillIntentConfig)
+    stage2 = DistillIntentConfig().student.stage2.training
+    assert config.student.stage2.training == stage2.model_copy(update={"epochs": 3})
+    assert stage2.learning_rate != TrainingConfig().learning_rate  # the case that used to go wrong
+    promote = parse_config({"shadow": {"traffic": {"simulator": {"n_rows": 50}}}}, PromoteConfig)
+    assert promote.shadow.traffic.simulator.seed == PromoteConfig().shadow.traffic.simulator.seed == 2027
