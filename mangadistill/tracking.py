@@ -1,4 +1,8 @@
-"""MLflow logging helpers shared by steps: per-epoch metrics and the runbook 11.2 epoch event.
+"""MLflow logging helpers shared by steps: grouped run metrics, per-epoch metrics and the runbook 11.2 epoch event.
+
+Run metrics are named ``<group>/<name>`` (``gate/student_accuracy``, ``serving/p95_ratio``): the MLflow UI
+sections a run's charts by the part before the ``/``. The one exception is Stage 2's epoch metrics, which keep
+the runbook 11.2 names unprefixed (``loss_kd``, ``val_accuracy``, ...).
 
 These use the active MLflow run (the ZenML experiment tracker opens it); nothing here imports zenml.
 """
@@ -8,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from collections.abc import Mapping
 
 import mlflow
@@ -34,17 +39,44 @@ def _finite(value: float) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), 6)
 
 
+def grouped(group: str, metrics: Mapping[str, float | None]) -> dict[str, float]:
+    """``{"<group>/<name>": value}`` for each value that is not None or NaN; an empty group keeps the names."""
+    if group.startswith("/") or group.endswith("/"):
+        raise ValueError(f"metric group {group!r} must not start or end with '/': pass e.g. 'gate', not 'gate/'")
+    return {f"{group}/{name}" if group else name: float(value) for name, value in metrics.items()
+            if value is not None and not math.isnan(float(value))}
+
+
+def log_grouped(group: str, metrics: Mapping[str, float | None], step: int | None = None) -> dict[str, float]:
+    """Log `metrics` to the active MLflow run as ``<group>/<name>`` (skipping None and NaN); returns what was logged."""
+    loggable = grouped(group, metrics)
+    if loggable:
+        mlflow.log_metrics(loggable, step=step)
+    return loggable
+
+
 class EpochLogger:
     """Callback for `train_classifier`: logs each epoch's metrics and appends a JSON event.
 
-    Metrics go to MLflow as ``<prefix><name>`` at step=epoch; the events are printed to the log and
-    kept in the MLflow artifact ``events/<artifact_name>`` (JSON lines, rewritten every epoch).
+    Metrics go to MLflow as ``<group>/<name>`` at step=epoch (``teacher/val_accuracy``, ``stage1/loss_feature``;
+    Stage 2 passes no group and keeps the runbook 11.2 names); the events are printed to the log and kept in the
+    MLflow artifact ``events/<artifact_name>`` (JSON lines, rewritten every epoch) with the event schema's own
+    field names, whatever the group.
+
+    ``prefix`` is the pre-grouping spelling (``prefix="stage1_"``), kept so existing callers log into the same
+    section: it is read as ``group=prefix.rstrip("_/")`` and warns; pass ``group`` instead.
     """
 
-    def __init__(self, *, stage: str, run_label: str, student: str, teacher: str, prefix: str = "",
-                 artifact_name: str = "distill_epoch_end.jsonl") -> None:
+    def __init__(self, *, stage: str, run_label: str, student: str, teacher: str, group: str = "",
+                 artifact_name: str = "distill_epoch_end.jsonl", prefix: str | None = None) -> None:
+        if prefix is not None:
+            warnings.warn(f"EpochLogger(prefix={prefix!r}) is deprecated; pass group={prefix.rstrip('_/')!r}",
+                          DeprecationWarning, stacklevel=2)
+            if group:
+                raise ValueError(f"EpochLogger got both group={group!r} and prefix={prefix!r}; pass only group")
+            group = prefix.rstrip("_/")
         self.stage, self.run_label, self.student, self.teacher = stage, run_label, student, teacher
-        self.prefix = prefix
+        self.group = group
         self.artifact_name = artifact_name
         self.events: list[dict] = []
 
@@ -52,9 +84,8 @@ class EpochLogger:
         epoch = int(metrics["epoch"])
         if torch.cuda.is_available():
             metrics = {**metrics, "gpu_mem_gb": torch.cuda.max_memory_allocated() / 1e9}
-        loggable = {f"{self.prefix}{k}": float(v) for k, v in metrics.items() if k != "epoch" and _finite(v) is not None}
         if mlflow.active_run() is not None:
-            mlflow.log_metrics(loggable, step=epoch)
+            log_grouped(self.group, {k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
         event = {
             "event": "distill_epoch_end",
             "run_id": self.run_label,

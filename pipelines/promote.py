@@ -18,7 +18,7 @@ GATE_FAILED = 5
 
 def promotion_steps(config: PromoteConfig) -> None:
     """The promotion life cycle's steps; only the family's hooks and the config differ between families."""
-    candidate = select_candidate(config.registered_model, config.candidate_version)
+    candidate = select_candidate(config.registered_model, config.family, config.candidate_version)
     production = bootstrap_production(candidate, family=config.family, enabled=config.bootstrap)
     offline = gate_candidate(candidate, production, family=config.family, gates=config.offline_gate_set())
     shadow = evaluate_shadow(candidate, offline, config=config)

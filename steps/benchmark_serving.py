@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 from typing import Annotated, Any
 
@@ -26,7 +25,7 @@ from mangadistill.evaluation.serving import (
 )
 from mangadistill.export.onnx import serving_copy
 from mangadistill.models.model_dir import ModelDir
-from mangadistill.tracking import log_figure
+from mangadistill.tracking import log_figure, log_grouped
 from steps._context import compute_timer, log_output_metadata
 
 logger = logging.getLogger(__name__)
@@ -65,10 +64,11 @@ def benchmark_serving(
                 speed[f"student_{variant}"].update(cold_start_ms=float(np.median(timings)), cold_start_max_ms=max(timings))
     report = serving_report(speed, evaluation, onnx_quality, served, reason, threads)
     logger.info("serving %s: %s", served, reason)
-    mlflow.log_metrics({f"serving_{name}_{k}": v for name, metrics in report["variants"].items()
-                        for k, v in metrics.items() if isinstance(v, float) and not math.isnan(v)})
-    mlflow.log_metrics({k: report[k] for k in ("p95_ratio", "size_ratio", "cost_reduction", "int8_accuracy_delta",
-                                               "serving_threads") if report.get(k) is not None})
+    log_grouped("serving", {f"{name}_{k}": v for name, metrics in report["variants"].items()
+                            for k, v in metrics.items() if isinstance(v, float)})
+    log_grouped("serving", {**{k: report.get(k) for k in ("p95_ratio", "size_ratio", "cost_reduction",
+                                                           "int8_accuracy_delta")},
+                            "threads": report.get("serving_threads")})
     mlflow.set_tag("served_variant", served)
     mlflow.log_text(report["variant_table_md"], "serving/variants.md")
     mlflow.log_text(report["business_table_md"], "serving/teacher_vs_served_student.md")

@@ -12,6 +12,7 @@ from zenml import step
 from mangadistill.config import DataConfig
 from mangadistill.data.cleaning import clean_and_split
 from mangadistill.data.dataset import IntentDataset
+from mangadistill.tracking import log_grouped
 from materializers import IntentDatasetMaterializer
 from steps._context import compute_timer, log_output_metadata
 
@@ -26,7 +27,7 @@ def clean_intent_data(raw_rows: pd.DataFrame, config: DataConfig) -> Annotated[I
     counts = {key: value for key, value in dataset.report.items() if isinstance(value, int)}
     logger.info("cleaning: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     log_output_metadata(counts)
-    mlflow.log_metrics({f"data_{key}": float(value) for key, value in counts.items()})
+    log_grouped("data", counts)
     mlflow.log_text(dataset.label_counts().to_csv(), "data/label_counts.csv")
     if not dataset.quarantine.empty:
         mlflow.log_text(dataset.quarantine.to_csv(index=False), "data/quarantine.csv")

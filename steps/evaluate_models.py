@@ -13,7 +13,7 @@ from mangadistill.data.dataset import IntentDataset
 from mangadistill.evaluation.evaluate import evaluate_model_dir
 from mangadistill.evaluation.report import comparison_table, confusion_figure, render_markdown
 from mangadistill.models.encoders import ModelDir
-from mangadistill.tracking import log_figure
+from mangadistill.tracking import log_figure, log_grouped
 from steps._context import compute_timer, log_output_metadata
 
 logger = logging.getLogger(__name__)
@@ -32,11 +32,11 @@ def evaluate_models(
                    for role, model_dir in (("teacher", teacher_model), ("student", student_model))}
     for role, (metrics, matrix) in results.items():
         report[role] = metrics
-        mlflow.log_metrics({f"gate_{role}_{k}": v for k, v in metrics.items() if v == v})  # v == v drops NaN
+        log_grouped("gate", {f"{role}_{k}": v for k, v in metrics.items()})
         log_figure(confusion_figure(matrix, intent_dataset.labels, f"{role} confusion (gate set)"),
                    f"evaluation/confusion_{role}.png")
     report["retention"] = report["student"]["accuracy"] / report["teacher"]["accuracy"]
-    mlflow.log_metric("gate_student_retention", report["retention"])
+    log_grouped("gate", {"student_retention": report["retention"]})
     table = render_markdown(comparison_table(report["teacher"], report["student"]))
     mlflow.log_text(table, "evaluation/teacher_vs_student.md")
     mlflow.log_dict(report, "evaluation/gate_metrics.json")

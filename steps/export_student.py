@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 from typing import Annotated, Any
 
@@ -15,6 +14,7 @@ from mangadistill.data.dataset import IntentDataset
 from mangadistill.evaluation.evaluate import evaluate_onnx_variant
 from mangadistill.export.onnx import export_onnx, quantize_dynamic_int8, quantize_static_int8
 from mangadistill.models.model_dir import ModelDir
+from mangadistill.tracking import log_grouped
 from materializers import ModelDirMaterializer
 from steps._context import compute_timer, log_output_metadata
 
@@ -40,7 +40,7 @@ def export_student(
     fp32_accuracy = evaluation["student"]["accuracy"]
     for variant, metrics in quality.items():
         metrics["accuracy_delta_points"] = 100 * (metrics["accuracy"] - fp32_accuracy)
-        mlflow.log_metrics({f"gate_student_{variant}_{k}": v for k, v in metrics.items() if not math.isnan(v)})
+        log_grouped("gate", {f"student_{variant}_{k}": v for k, v in metrics.items()})
         logger.info("%s: gate accuracy %.2f%% (%+.2f pt vs the fp32 student)", variant, 100 * metrics["accuracy"],
                     metrics["accuracy_delta_points"])
     report = {"quantization": bundle.card.get("quantization", {}), "variants": quality,

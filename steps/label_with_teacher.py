@@ -11,6 +11,7 @@ from zenml import step
 from mangadistill.data.dataset import IntentDataset
 from mangadistill.models.encoders import ModelDir
 from mangadistill.teacher.labeling import TeacherLabels, label_dataset
+from mangadistill.tracking import log_grouped
 from materializers import TeacherLabelsMaterializer
 from steps._context import compute_timer, log_output_metadata
 
@@ -27,6 +28,6 @@ def label_with_teacher(
     summary = {k: v for k, v in labels.summary.items() if isinstance(v, (int, float))}
     logger.info("teacher labels: %s", labels.summary)
     log_output_metadata(summary)
-    mlflow.log_metrics({f"teacher_labels_{k}": float(v) for k, v in summary.items()})
+    log_grouped("teacher_labels", summary)
     mlflow.log_dict(labels.summary, "events/teacher_label_generation.json")
     return labels

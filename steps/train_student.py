@@ -13,7 +13,7 @@ from mangadistill.data.dataset import IntentDataset
 from mangadistill.evaluation.report import curves_figure
 from mangadistill.models.encoders import ModelDir, describe, save_model_dir
 from mangadistill.teacher.labeling import TeacherLabels
-from mangadistill.tracking import EpochLogger, log_figure, logger
+from mangadistill.tracking import EpochLogger, log_figure, log_grouped, logger
 from mangadistill.training.checkpoints import checkpoint_dir_for, remove_job
 from mangadistill.training.distill import distill_student
 from mangadistill.training.launch import distill_in_processes
@@ -30,8 +30,7 @@ def _log_stage(result: TrainResult, spec: StageSpec) -> str:
     mlflow.log_text(report.csv, f"student/{spec.name}_epochs.csv")
     mlflow.log_text(report.stop_report, f"student/{spec.name}_stop.txt")
     mlflow.set_tag(f"{spec.name}_stop_reason", result.stop_reason[:5000])
-    mlflow.log_metrics({f"{spec.name}_epochs_run": len(result.history),
-                        f"{spec.name}_train_seconds": result.train_seconds})
+    log_grouped(spec.name, {"epochs_run": len(result.history), "train_seconds": result.train_seconds})
     log_figure(curves_figure(result.history, spec.curves, f"student {spec.name.replace('stage', 'stage ')}"),
                f"student/{spec.name}_curves.png")
     logger.info("%s epochs:\n%s%s ended: %s", spec.name, report.markdown, spec.name, result.stop_reason)
@@ -51,7 +50,7 @@ def train_student(
     killed run resume when the same job is run again."""
     teacher_name = teacher_model.card.get("source_model", "teacher")
     stage1_logger = EpochLogger(stage="feature_kd", run_label=run_label(), student=config.init, teacher=teacher_name,
-                                prefix="stage1_", artifact_name="stage1_epoch_end.jsonl")
+                                group="stage1", artifact_name="stage1_epoch_end.jsonl")
     stage2_logger = EpochLogger(stage="output_kd", run_label=run_label(), student=config.init, teacher=teacher_name)
     checkpoint_dir = checkpoint_dir_for(intent_dataset, teacher_model, config)
     if checkpoint_dir is not None and not config.checkpoints.resume:
@@ -79,8 +78,8 @@ def train_student(
         summary.update(stage2_epochs=len(trained.stage2.history), stage2_stop_reason=trained.stage2.stop_reason,
                        stage2_summary=stage2_summary)
     result = trained.result
-    mlflow.log_metrics({"student_best_epoch": result.best_epoch, "student_train_seconds":
-                        sum(r.train_seconds for r in (trained.stage1, trained.stage2) if r is not None)})
+    log_grouped("student", {"best_epoch": result.best_epoch, "train_seconds":
+                            sum(r.train_seconds for r in (trained.stage1, trained.stage2) if r is not None)})
     if result.resumed_from_epoch or (trained.stage1 is not None and trained.stage1.resumed_from_epoch):
         mlflow.set_tag("resumed_from_checkpoint", str(checkpoint_dir))
     log_output_metadata({"best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,

@@ -20,7 +20,7 @@ from steps._context import compute_timer, log_output_metadata, run_label
 def train_teacher(intent_dataset: IntentDataset, config: TeacherConfig) -> Annotated[ModelDir, "teacher_model"]:
     """Fine-tune `config.model` on the training split with cross-entropy; keep the best validation epoch."""
     epoch_logger = EpochLogger(stage="teacher_finetune", run_label=run_label(),
-                               student="-", teacher=config.model, prefix="teacher_",
+                               student="-", teacher=config.model, group="teacher",
                                artifact_name="teacher_epoch_end.jsonl")
     with compute_timer():
         trained = fine_tune_teacher(intent_dataset, config, on_epoch_end=epoch_logger)

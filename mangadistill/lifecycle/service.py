@@ -35,9 +35,13 @@ class CandidateError(UserError):
     exit_code = 1
 
 
-def select_candidate(client: MlflowClient, name: str, version: int | None = None) -> dict[str, Any]:
-    """The version to promote: `version`, else the newest non-teacher version that was never archived or rolled back."""
-    versions = records.all_records(client, name)
+def select_candidate(client: MlflowClient, name: str, version: int | None = None,
+                     family: str | None = None) -> dict[str, Any]:
+    """The version to promote: `version`, else the newest non-teacher version that was never archived or rolled back.
+
+    With `family`, a candidate of another family is refused (its gates and comparison would not apply).
+    """
+    versions = records.all_records(client, name, default_family=family or "intent")
     if version is not None:
         chosen = [(number, record) for number, record in versions if number == str(version)]
         if not chosen:
@@ -50,6 +54,9 @@ def select_candidate(client: MlflowClient, name: str, version: int | None = None
             raise CandidateError(f"{name} has no candidate version to promote; run the family's distill pipeline "
                                  "first, or pass --version N")
     number, current = chosen[-1]
+    if family is not None and current.family != family:
+        raise CandidateError(f"{name} version {number} belongs to family '{current.family}', not '{family}'; "
+                             f"set family: {current.family} in the config (or pass --model {name} to promote)")
     held = [alias for alias, v in stages.aliases(client, name).items() if v == number and alias in stages.STAGES]
     return {"name": name, "version": number, "family": current.family, "pipeline_run": current.provenance.pipeline_run,
             "stage": held[0] if held else current.stage}

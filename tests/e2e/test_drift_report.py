@@ -81,7 +81,9 @@ def test_report_metrics_and_recommendation_are_in_the_mlflow_run(mlflow_run, sto
     assert metrics["dataset_drift"] == 1.0 and run.data.tags["retrain_recommended"] == "true"
     assert run.data.tags["retrain_reason"].startswith("retrain: ")
     assert run.data.params["production_model.uri"] == "models:/mangaassist-intent/1"
-    assert {"traffic_rows", "traffic_duplicates_dropped", "current_accuracy", "reference_accuracy"} <= metrics.keys()
+    assert {"traffic_rows", "traffic_duplicates_dropped", "traffic_quarantined", "traffic_rows_with_pii",
+            "current_accuracy", "reference_accuracy"} <= metrics.keys()
+    assert metrics["traffic_quarantined"] == 0.0 and metrics["traffic_rows_in"] == 300.0  # simulator: no bad lines
 
 
 def test_report_is_a_zenml_artifact_with_an_html_visualization(stores, drift_run):

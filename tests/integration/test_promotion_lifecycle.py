@@ -60,7 +60,7 @@ def _step(step, *args, **kwargs):
 
 
 def _promote(config, version):
-    candidate = _step(select_candidate, NAME, int(version))
+    candidate = _step(select_candidate, NAME, "intent", int(version))
     offline = _step(gate_candidate, candidate, {"version": None}, family="intent", gates=config.offline_gate_set())
     shadow = _step(evaluate_shadow, candidate, offline, config=config)
     return offline, shadow, _step(advance_rollout, candidate, shadow, config=config)
@@ -79,7 +79,7 @@ def test_full_life_cycle(registry):
     assert client.get_model_version(NAME, v1).tags["flag"].endswith("no passing gate record")  # a glance tag
 
     # candidate passes the offline gates -> staging (alias + tag + legacy stage), gate record on the version
-    candidate = _step(select_candidate, NAME, None)
+    candidate = _step(select_candidate, NAME, "intent", None)
     assert candidate["version"] == v2
     offline = _step(gate_candidate, candidate, {"version": v1}, family="intent", gates=config.offline_gate_set())
     assert offline["passed"] and offline["staged"], offline["reason"]
@@ -94,7 +94,7 @@ def test_full_life_cycle(registry):
 
     # a third version with refusal precision under the threshold stays where it was, the gate named
     v3 = register(first, NAME, "bad-refusal", refusal_precision=0.91)
-    bad = _step(gate_candidate, _step(select_candidate, NAME, None), {"version": v1}, family="intent",
+    bad = _step(gate_candidate, _step(select_candidate, NAME, "intent", None), {"version": v1}, family="intent",
                 gates=config.offline_gate_set())
     assert not bad["passed"] and not bad["staged"] and "refusal_precision: 0.91 >= 0.94 FAIL" in bad["reason"]
     failed = read_record(client, NAME, v3)
@@ -103,14 +103,14 @@ def test_full_life_cycle(registry):
     assert failed.stage == "none" and stages.version_in_stage(client, NAME, stages.STAGING) == v2  # nothing moved
 
     # staging -> shadow (replay, disagreement CSV, event) -> rollout to 100% -> production; v1 archived, last-known-good
-    shadow = _step(evaluate_shadow, _step(select_candidate, NAME, int(v2)), offline, config=config)
+    shadow = _step(evaluate_shadow, _step(select_candidate, NAME, "intent", int(v2)), offline, config=config)
     assert shadow["passed"] and shadow["production_version"] == v1
     assert shadow["event"]["event"] == "online_shadow_compare" and shadow["event"]["sample_size"] > 20
     assert 0.0 <= shadow["metrics"]["agreement_rate"] <= 1.0
     bucket = pd.read_csv(mlflow.artifacts.download_artifacts(shadow["disagreements_csv"]))
     assert len(bucket) == shadow["metrics"]["disagreements"]
     assert list(bucket.columns)[:3] == ["text", "label", "production_intent"]
-    promotion = _step(advance_rollout, _step(select_candidate, NAME, int(v2)), shadow, config=config)
+    promotion = _step(advance_rollout, _step(select_candidate, NAME, "intent", int(v2)), shadow, config=config)
     assert promotion["promoted"] and promotion["rollout"] == "100%" and promotion["flags"] == []
     assert stages.aliases(client, NAME) == {"production": v2, "last-known-good": v1}
     old = client.get_model_version(NAME, v1)
@@ -140,7 +140,7 @@ def test_full_life_cycle(registry):
     assert restored.rollbacks[-1].reason == bad_record.rollbacks[-1].reason
     assert restored.rollbacks[-1].role == "restored" and restored.rollbacks[-1].other_version == v4
     # the rolled-back version is never picked as the next candidate by default
-    assert _step(select_candidate, NAME, None)["version"] == v3
+    assert _step(select_candidate, NAME, "intent", None)["version"] == v3
 
     # recommend-only (a trigger a random model cannot pass: accuracy may not drop at all): records the
     # recommendation, moves nothing
@@ -168,3 +168,12 @@ def test_full_life_cycle(registry):
     assert f"FLAG: production version {v3} has no passing gate record" in changes  # v3 failed its gates
     assert client.get_model_version(NAME, v3).current_stage == "Production"
     assert stages.version_in_stage(client, NAME, stages.LAST_KNOWN_GOOD) == v1
+
+
+def test_a_candidate_of_another_family_is_refused(registry):
+    from mangadistill.lifecycle.service import CandidateError
+    from mangadistill.lifecycle.service import select_candidate as choose
+
+    client = registry[0]
+    with pytest.raises(CandidateError, match="belongs to family 'intent', not 'reranker'"):
+        choose(client, NAME, None, "reranker")
