@@ -47,32 +47,33 @@ def read_csv(path: Path) -> pd.DataFrame:
     return _as_text_frame(frame, path)
 
 
-def iter_json_objects(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
-    """``(line number, object, problem)`` for every non-blank line of a JSON-lines file.
+def iter_json_objects(path: Path) -> Iterator[tuple[int, dict | None, str | None, str]]:
+    """``(line number, object, problem, raw line)`` for every non-blank line of a JSON-lines file.
 
     A line that is not a JSON object gives ``None`` and a short problem ("not JSON (...)", "not a JSON
     object"); callers decide what it means (quarantine the row, or stop naming the line). None is skipped.
+    A byte-order mark (as Excel writes it) is ignored.
     """
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                yield line_number, None, f"not JSON ({exc.msg})"
+                yield line_number, None, f"not JSON ({exc.msg})", line.strip()
                 continue
             if isinstance(record, dict):
-                yield line_number, record, None
+                yield line_number, record, None, line.strip()
             else:
-                yield line_number, None, "not a JSON object"
+                yield line_number, None, "not a JSON object", line.strip()
 
 
 def read_jsonl(path: Path) -> pd.DataFrame:
     """Read a JSON-lines file of objects with ``text`` and ``label``; bad lines are kept as empty rows."""
     _require_file(path)
     records: list[dict[str, str]] = []
-    for line_number, record, _ in iter_json_objects(path):
+    for line_number, record, _, _ in iter_json_objects(path):
         if record is None:
             # Kept as an empty row so that cleaning quarantines and counts it.
             record = {"text": "", "label": f"<invalid json on line {line_number}>"}

@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mangadistill.config import ProductionModelConfig
-from mangadistill.errors import ConfigError, ModelLoadError
+from mangadistill.errors import ModelLoadError
 from mangadistill.families import Predictor
 from mangadistill.lifecycle import stages
 from mangadistill.lifecycle.record import read_record
@@ -48,10 +48,7 @@ def resolve_production_model(config: ProductionModelConfig, client: MlflowClient
     if config.version is not None:
         version, chosen_by = config.version, "pinned version"
     else:
-        try:
-            version, chosen_by = stages.version_in_stage(client, name, config.alias), f"alias '{config.alias}'"
-        except ValueError as exc:
-            raise ConfigError(f"production_model.alias: {exc}") from None
+        version, chosen_by = stages.version_with_alias(client, name, config.alias), f"alias '{config.alias}'"
         if version is None:
             version, chosen_by = stages.newest_version(client, name), f"newest version; no alias '{config.alias}'"
     if version is None:

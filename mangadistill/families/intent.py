@@ -40,8 +40,8 @@ class _ClassifierPredictor:
     """A loaded classifier version answering ``{"intent", "confidence"}`` per text."""
 
     def __init__(self, classifier: Any) -> None:
-        self.classifier = classifier  # mangadistill.registry.loading.VersionClassifier
-        self.labels = classifier.labels
+        self.classifier = classifier  # mangadistill.registry.loading.VersionClassifier or PyfuncClassifier
+        self.labels = getattr(classifier, "labels", None)  # None: a pyfunc that does not say its labels
 
     def predict(self, texts: list[str]) -> list[Answer]:
         intents, confidence = self.classifier.predict(list(texts))
@@ -118,7 +118,7 @@ class IntentFamily(Family):
         return _ClassifierPredictor(load_version_classifier(name, version, num_threads))
 
     def known_labels(self, predictor: Any) -> Sequence[str] | None:
-        return tuple(predictor.labels)
+        return None if predictor.labels is None else tuple(predictor.labels)
 
     def compare(self, production: Replay, staging: Replay, traffic: TrafficLog,
                 options: IntentOptions) -> tuple[dict[str, float], pd.DataFrame]:

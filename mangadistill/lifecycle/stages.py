@@ -83,7 +83,12 @@ def version_in_stage(client: MlflowClient, name: str, stage: str) -> str | None:
     """THE resolver: the version the alias `stage` points at, or None. Every reader of stages uses this."""
     if stage not in ALIASES:
         raise ValueError(f"unknown stage '{stage}'; choose one of {', '.join(ALIASES)}")
-    return aliases(client, name).get(stage)
+    return version_with_alias(client, name, stage)
+
+
+def version_with_alias(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version any alias (a stage, or one a person added, e.g. ``canary``) points at, or None."""
+    return aliases(client, name).get(alias)
 
 
 def newest_version(client: MlflowClient, name: str) -> str | None:

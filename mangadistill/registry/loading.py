@@ -36,17 +36,41 @@ class VersionClassifier:
         return [self.labels[i] for i in predictions], confidence
 
 
-def download_model_dir(name: str, version: str, dst: str | Path | None = None) -> ModelDir:
-    """The classifier folder logged with a registered version (downloaded from the artifact store)."""
+def download_model_dir(name: str, version: str, dst: str | Path | None = None) -> ModelDir | None:
+    """The classifier folder logged with a registered version (downloaded from the artifact store), or None
+    when the version is some other pyfunc (not an `IntentClassifierPyfunc`)."""
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}",
                                                      dst_path=None if dst is None else str(dst)))
-    artifacts = Model.load(str(local)).flavors["python_function"]["artifacts"]
+    artifacts = Model.load(str(local)).flavors.get("python_function", {}).get("artifacts") or {}
+    if MODEL_ARTIFACT not in artifacts:
+        return None
     return ModelDir(str(local / artifacts[MODEL_ARTIFACT]["path"]))
 
 
-def load_version_classifier(name: str, version: str, num_threads: int | None = None) -> VersionClassifier:
-    """Load version `version` of `name` for timing and scoring (onnxruntime or torch, as registered)."""
+@dataclass
+class PyfuncClassifier:
+    """Any registered pyfunc that follows the intent serving contract: texts in, DataFrame(intent, confidence) out."""
+
+    name: str
+    version: str
+    model: object  # mlflow.pyfunc.PyFuncModel
+
+    def predict(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        output = self.model.predict(list(texts))
+        if not hasattr(output, "columns") or not {"intent", "confidence"} <= set(output.columns):
+            found = list(output.columns) if hasattr(output, "columns") else type(output).__name__
+            raise ValueError(f"models:/{self.name}/{self.version} returned {found}; the intent serving contract is "
+                             "a DataFrame with 'intent' and 'confidence'")
+        return output["intent"].astype(str).tolist(), output["confidence"].astype(float).to_numpy()
+
+
+def load_version_classifier(name: str, version: str,
+                            num_threads: int | None = None) -> VersionClassifier | PyfuncClassifier:
+    """Load version `version` of `name` for timing and scoring (onnxruntime or torch, as registered; another
+    pyfunc that follows the intent serving contract through MLflow)."""
     model_dir = download_model_dir(name, version)
+    if model_dir is None:
+        return PyfuncClassifier(name, str(version), mlflow.pyfunc.load_model(f"models:/{name}/{version}"))
     card = model_dir.card
     if card.get("format") == "onnx":
         from mangadistill.export.onnx import OnnxClassifier

@@ -21,7 +21,6 @@ user's file and the simulator, so no stored artifact or log line carries an e-ma
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import pandas as pd
 
 from mangadistill.config import TrafficConfig
 from mangadistill.data.cleaning import near_duplicate_key, scrub_pii
+from mangadistill.data.loaders import iter_json_objects
 from mangadistill.errors import DataError
 from mangadistill.traffic.simulator import simulate_traffic
 
@@ -39,7 +39,6 @@ SUFFIXES = {"csv": (".csv",), "jsonl": (".jsonl", ".ndjson")}
 QUARANTINE_COLUMNS = ("text", "label", "reason")
 _PROBLEM = "_problem"  # internal column of a JSONL frame: why a line could not be read as a record
 _WHITESPACE = re.compile(r"\s+")
-
 
 @dataclass(frozen=True)
 class TrafficLog:
@@ -61,7 +60,6 @@ class TrafficLog:
         return {"rows": len(self.rows), "quarantined": len(self.quarantine),
                 "labelled_rows": int((self.rows["label"] != "").sum()), "rows_with_pii": self.rows_with_pii}
 
-
 def load_traffic(config: TrafficConfig, known_labels: tuple[str, ...] | None = None) -> TrafficLog:
     """The configured log, simulated or read, scrubbed and split into usable rows and quarantine.
 
@@ -79,7 +77,6 @@ def load_traffic(config: TrafficConfig, known_labels: tuple[str, ...] | None = N
     if config.max_rows is not None:
         raw = raw.head(config.max_rows)
     return _admit(raw, source, known_labels)
-
 
 def for_drift(log: TrafficLog) -> tuple[pd.DataFrame, dict[str, int]]:
     """The usable rows made comparable with the cleaned training data, and counts of what was done.
@@ -99,7 +96,6 @@ def for_drift(log: TrafficLog) -> tuple[pd.DataFrame, dict[str, int]]:
               "rows_with_pii": log.rows_with_pii, "duplicates_dropped": int(duplicate.sum()),
               "unlabelled_rows": unlabelled, "rows": len(frame)}
     return frame, counts
-
 
 # ------------------------------------------------------------------------------------------ admit
 def _admit(raw: pd.DataFrame, source: str, known_labels: tuple[str, ...] | None) -> TrafficLog:
@@ -125,14 +121,12 @@ def _admit(raw: pd.DataFrame, source: str, known_labels: tuple[str, ...] | None)
                         f"{example}); it needs non-empty 'text' values")
     return TrafficLog(rows, quarantine, source, bool((rows["label"] != "").any()), rows_with_pii)
 
-
 def _strings(frame: pd.DataFrame, column: str) -> list[str]:
     """A column as strings (missing values and a missing column are ``''``)."""
     if column not in frame.columns:
         return [""] * len(frame)
     return ["" if value is None or (isinstance(value, float) and value != value) else str(value)
             for value in frame[column]]
-
 
 # ------------------------------------------------------------------------------------------ files
 def _read_file(path: Path, source: str) -> pd.DataFrame:
@@ -154,7 +148,6 @@ def _read_file(path: Path, source: str) -> pd.DataFrame:
         raise DataError(f"{path}: the traffic log has a header but no rows")
     return frame
 
-
 def _read_csv(path: Path) -> pd.DataFrame:
     """Header row + one query per line; ragged lines and unbalanced quotes are errors, not guesses."""
     try:
@@ -169,25 +162,16 @@ def _read_csv(path: Path) -> pd.DataFrame:
                         "commas, quotes or line breaks") from None
     return frame.rename(columns=lambda column: str(column).strip())
 
-
 def _read_jsonl(path: Path) -> pd.DataFrame:
     """One JSON object per line; a line that is not one is kept (text = the raw line) with a problem."""
     records: list[dict[str, object]] = []
     keys: dict[str, None] = {}  # of every object, in order of appearance
-    with path.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                records.append({"text": line.strip(), _PROBLEM: f"line {number}: invalid JSON ({exc.msg})"})
-                continue
-            if not isinstance(record, dict):
-                records.append({"text": line.strip(), _PROBLEM: f"line {number}: not a JSON object"})
-                continue
-            keys.update(dict.fromkeys(map(str, record)))
-            records.append(record if "text" in record else {**record, _PROBLEM: f"line {number}: no 'text' field"})
+    for number, record, problem, line in iter_json_objects(path):
+        if record is None:
+            records.append({"text": line, _PROBLEM: f"line {number}: {problem}"})
+            continue
+        keys.update(dict.fromkeys(map(str, record)))
+        records.append(record if "text" in record else {**record, _PROBLEM: f"line {number}: no 'text' field"})
     if not records:
         raise DataError(f"{path}: the traffic log is empty (expected one JSON object with 'text', optionally "
                         "'label', per line)")
@@ -195,12 +179,10 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
         raise _missing_text(path, list(keys))
     return pd.DataFrame.from_records(records)
 
-
 def _missing_text(path: Path, found: list[str]) -> DataError:
     shown = ", ".join(name[:40] for name in found[:8]) + (", ..." if len(found) > 8 else "") or "none"
     return DataError(f"{path}: missing column 'text' (found: {shown}); a traffic log needs 'text' and optionally "
                      "'label'")
-
 
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()

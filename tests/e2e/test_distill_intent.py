@@ -53,17 +53,24 @@ def test_epoch_metrics_are_logged_per_epoch(client):
     for name in EPOCH_METRICS:
         history = client.get_metric_history(run.info.run_id, name)
         assert [m.step for m in history] == list(range(1, config.student.stage2.training.epochs + 1)), name
-    teacher_history = client.get_metric_history(run.info.run_id, "teacher_val_accuracy")
-    assert len(teacher_history) == config.teacher.training.epochs
+    teacher_history = client.get_metric_history(run.info.run_id, "teacher/val_accuracy")
+    assert [m.step for m in teacher_history] == list(range(1, config.teacher.training.epochs + 1))
     assert run.data.params["student.stage2.kd.temperature"] == "4.0"
     assert run.data.params["student.stage2.kd.alpha"] == "0.7"
-    for key in ("gate_teacher_accuracy", "gate_student_accuracy", "gate_student_retention",
-                "gate_student_onnx_int8_dynamic_accuracy", "gate_student_onnx_int8_static_accuracy_delta_points",
-                "serving_teacher_pytorch_fp32_latency_p95_ms", "serving_student_onnx_int8_dynamic_latency_p99_ms",
-                "serving_student_onnx_int8_static_throughput_qps", "serving_student_onnx_int8_dynamic_cold_start_ms",
-                "serving_student_onnx_fp32_cost_per_million_usd", "p95_ratio", "size_ratio", "cost_reduction",
-                "int8_accuracy_delta", "serving_threads"):
+    for key in ("gate/teacher_accuracy", "gate/student_accuracy", "gate/student_retention",
+                "gate/student_onnx_int8_dynamic_accuracy", "gate/student_onnx_int8_static_accuracy_delta_points",
+                "serving/teacher_pytorch_fp32_latency_p95_ms", "serving/student_onnx_int8_dynamic_latency_p99_ms",
+                "serving/student_onnx_int8_static_throughput_qps", "serving/student_onnx_int8_dynamic_cold_start_ms",
+                "serving/student_onnx_fp32_cost_per_million_usd", "serving/p95_ratio", "serving/size_ratio",
+                "serving/cost_reduction", "serving/int8_accuracy_delta", "serving/threads", "data/quarantined",
+                "data/gate", "teacher_labels/rows_processed", "teacher_labels/teacher_entropy_mean",
+                "stage1/epochs_run", "stage2/epochs_run", "stage2/train_seconds", "student/best_epoch",
+                "student/train_seconds"):
         assert key in run.data.metrics, key
+    # every run metric is grouped ("<group>/<name>") except Stage 2's runbook 11.2 epoch metrics
+    ungrouped = {key for key in run.data.metrics if "/" not in key} - set(EPOCH_METRICS)
+    assert not {key for key in ungrouped if key.startswith(("gate_", "serving_", "data_", "teacher_", "stage1_",
+                                                              "stage2_", "student_best", "student_train"))}, ungrouped
     assert run.data.tags["served_variant"] in {"onnx_fp32", "onnx_int8_dynamic", "onnx_int8_static"}
 
 
@@ -84,6 +91,7 @@ def test_epoch_events_and_figures_are_artifacts(client):
     assert "Cost per 1M requests" in (local / "serving" / "teacher_vs_served_student.md").read_text()
     report = json.loads((local / "serving" / "serving_report.json").read_text())
     assert report["p95_ratio"] > 0 and report["size_ratio"] > 0 and report["served_reason"]
+    assert run.data.metrics["serving/p95_ratio"] == pytest.approx(report["p95_ratio"])
     export = json.loads((local / "export" / "export_report.json").read_text())
     assert set(export["variants"]) == {"onnx_fp32", "onnx_int8_dynamic", "onnx_int8_static"}
     assert json.loads((local / "events" / "teacher_label_generation.json").read_text())["rows_processed"] > 0
@@ -190,7 +198,7 @@ def test_both_stages_are_logged_with_their_own_metrics_tables_and_reasons(first_
     config = load_config(SMOKE, DistillIntentConfig)
     run = client.search_runs([client.get_experiment_by_name("distill_intent").experiment_id],
                              order_by=["attribute.start_time ASC"])[0]  # the first run trained the student
-    stage1 = {name: client.get_metric_history(run.info.run_id, f"stage1_{name}")
+    stage1 = {name: client.get_metric_history(run.info.run_id, f"stage1/{name}")
               for name in ("loss_feature", "loss_attention", "loss_probe", "probe_val_accuracy")}
     epochs = [m.step for m in stage1["loss_feature"]]
     assert epochs and epochs == list(range(1, len(epochs) + 1)) and len(epochs) <= config.student.stage1.training.epochs

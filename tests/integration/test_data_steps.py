@@ -24,6 +24,7 @@ def test_load_and_clean_steps_log_counts(mlflow_run):
     assert report["rows_clean"] == report["train"] + report["val"] + report["gate"]
     assert report["rows_in"] == report["rows_clean"] + report["quarantined"] + report["exact_duplicates"] + report["near_duplicates"]
     metrics = mlflow.get_run(mlflow_run.info.run_id).data.metrics
-    assert metrics["data_quarantined"] == report["quarantined"] and metrics["data_gate"] == report["gate"]
+    assert metrics["data/quarantined"] == report["quarantined"] and metrics["data/gate"] == report["gate"]
+    assert {f"data/{key}" for key, value in report.items() if isinstance(value, int)} == set(metrics)
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(mlflow_run.info.run_id, "data")}
     assert {"data/label_counts.csv", "data/quarantine.csv"} <= artifacts

@@ -40,7 +40,7 @@ def test_train_student_step_runs_ddp_and_logs_from_rank_0(mlflow_run, tmp_path):
     assert model.config.num_hidden_layers == 1 and student.card["stages"] == ["stage1", "stage2"]
     client = mlflow.MlflowClient()
     run = client.get_run(mlflow_run.info.run_id)
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "stage1_loss_feature")] == [1]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "stage1/loss_feature")] == [1]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1, 2]
     history = client.get_metric_history(run.info.run_id, "train_samples")
     assert history and history[0].value >= len(dataset.texts("train"))  # both ranks' rows, summed

@@ -161,7 +161,7 @@ def test_jsonl_quarantines_every_kind_of_bad_line_and_drops_none(tmp_path):
     log = load_traffic(_jsonl(tmp_path, lines), MANGA_INTENTS)
     assert log.rows["text"].tolist() == ["recommend a manga", "price of berserk"]
     assert log.quarantine["reason"].tolist() == [
-        "line 2: invalid JSON (Expecting value)", "line 4: not a JSON object", "empty text", "empty text",
+        "line 2: not JSON (Expecting value)", "line 4: not a JSON object", "empty text", "empty text",
         "line 7: no 'text' field", "label not among the model's intents: cancel_order", "line 10: not a JSON object"]
     assert log.quarantine["text"].tolist()[:2] == ["not json", '["a", "list"]']  # the raw line, for the reader
     n_lines = sum(bool(line.strip()) for line in lines)
@@ -198,7 +198,7 @@ def test_csv_rows_plus_quarantine_is_every_line_of_a_large_noisy_log(tmp_path):
     ("random.jsonl", random.Random(1).randbytes(3000), "not UTF-8 text"),
     ("printable.csv", _garbage(2, 'abc,;\t "\n', 3000), "not a readable CSV file"),
     ("blank_texts.csv", 'text,label\n"  ",greeting\n"",price\n', "no usable rows (2 read, all quarantined"),
-    ("broken.jsonl", '{"text": \n[1]\n', "no usable rows (2 read, all quarantined; the first: line 1: invalid JSON"),
+    ("broken.jsonl", '{"text": \n[1]\n', "no usable rows (2 read, all quarantined; the first: line 1: not JSON"),
     ("log.parquet", "x", "unsupported traffic log format '.parquet' for traffic.source csv"),
     ("log.jsonl", "text\nhi\n", "format '.jsonl' for traffic.source csv; set traffic.source: jsonl"),
 ])
