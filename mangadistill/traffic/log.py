@@ -40,6 +40,7 @@ QUARANTINE_COLUMNS = ("text", "label", "reason")
 _PROBLEM = "_problem"  # internal column of a JSONL frame: why a line could not be read as a record
 _WHITESPACE = re.compile(r"\s+")
 
+
 @dataclass(frozen=True)
 class TrafficLog:
     """Usable ``rows`` (``text``, ``label``) and the ``quarantine`` (``text``, ``label``, ``reason``) of a log.
@@ -60,6 +61,7 @@ class TrafficLog:
         return {"rows": len(self.rows), "quarantined": len(self.quarantine),
                 "labelled_rows": int((self.rows["label"] != "").sum()), "rows_with_pii": self.rows_with_pii}
 
+
 def load_traffic(config: TrafficConfig, known_labels: tuple[str, ...] | None = None) -> TrafficLog:
     """The configured log, simulated or read, scrubbed and split into usable rows and quarantine.
 
@@ -77,6 +79,7 @@ def load_traffic(config: TrafficConfig, known_labels: tuple[str, ...] | None = N
     if config.max_rows is not None:
         raw = raw.head(config.max_rows)
     return _admit(raw, source, known_labels)
+
 
 def for_drift(log: TrafficLog) -> tuple[pd.DataFrame, dict[str, int]]:
     """The usable rows made comparable with the cleaned training data, and counts of what was done.
@@ -96,6 +99,7 @@ def for_drift(log: TrafficLog) -> tuple[pd.DataFrame, dict[str, int]]:
               "rows_with_pii": log.rows_with_pii, "duplicates_dropped": int(duplicate.sum()),
               "unlabelled_rows": unlabelled, "rows": len(frame)}
     return frame, counts
+
 
 # ------------------------------------------------------------------------------------------ admit
 def _admit(raw: pd.DataFrame, source: str, known_labels: tuple[str, ...] | None) -> TrafficLog:
@@ -121,12 +125,14 @@ def _admit(raw: pd.DataFrame, source: str, known_labels: tuple[str, ...] | None)
                         f"{example}); it needs non-empty 'text' values")
     return TrafficLog(rows, quarantine, source, bool((rows["label"] != "").any()), rows_with_pii)
 
+
 def _strings(frame: pd.DataFrame, column: str) -> list[str]:
     """A column as strings (missing values and a missing column are ``''``)."""
     if column not in frame.columns:
         return [""] * len(frame)
     return ["" if value is None or (isinstance(value, float) and value != value) else str(value)
             for value in frame[column]]
+
 
 # ------------------------------------------------------------------------------------------ files
 def _read_file(path: Path, source: str) -> pd.DataFrame:
@@ -148,6 +154,7 @@ def _read_file(path: Path, source: str) -> pd.DataFrame:
         raise DataError(f"{path}: the traffic log has a header but no rows")
     return frame
 
+
 def _read_csv(path: Path) -> pd.DataFrame:
     """Header row + one query per line; ragged lines and unbalanced quotes are errors, not guesses."""
     try:
@@ -161,6 +168,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: not a readable CSV file ({_first_line(exc)}); quote texts that contain "
                         "commas, quotes or line breaks") from None
     return frame.rename(columns=lambda column: str(column).strip())
+
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     """One JSON object per line; a line that is not one is kept (text = the raw line) with a problem."""
@@ -179,10 +187,12 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
         raise _missing_text(path, list(keys))
     return pd.DataFrame.from_records(records)
 
+
 def _missing_text(path: Path, found: list[str]) -> DataError:
     shown = ", ".join(name[:40] for name in found[:8]) + (", ..." if len(found) > 8 else "") or "none"
     return DataError(f"{path}: missing column 'text' (found: {shown}); a traffic log needs 'text' and optionally "
                      "'label'")
+
 
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
