@@ -166,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the step's traceback is already in ZenML's log above
+        from pipelines.failures import user_error_of_last_run
+
+        cause = user_error_of_last_run(args.pipeline)  # a step stopped on a problem the user can fix
+        if cause is not None:
+            print(f"error: {cause}", file=sys.stderr)
+            return cause.exit_code
         print(f"error: pipeline {args.pipeline} failed: {exc}", file=sys.stderr)
         return 1
     _print_summary(args.pipeline, run, module)
