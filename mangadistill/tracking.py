@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import warnings
 from collections.abc import Mapping
 
 import mlflow
@@ -62,19 +61,10 @@ class EpochLogger:
     Stage 2 passes no group and keeps the runbook 11.2 names); the events are printed to the log and kept in the
     MLflow artifact ``events/<artifact_name>`` (JSON lines, rewritten every epoch) with the event schema's own
     field names, whatever the group.
-
-    ``prefix`` is the pre-grouping spelling (``prefix="stage1_"``), kept so existing callers log into the same
-    section: it is read as ``group=prefix.rstrip("_/")`` and warns; pass ``group`` instead.
     """
 
     def __init__(self, *, stage: str, run_label: str, student: str, teacher: str, group: str = "",
-                 artifact_name: str = "distill_epoch_end.jsonl", prefix: str | None = None) -> None:
-        if prefix is not None:
-            warnings.warn(f"EpochLogger(prefix={prefix!r}) is deprecated; pass group={prefix.rstrip('_/')!r}",
-                          DeprecationWarning, stacklevel=2)
-            if group:
-                raise ValueError(f"EpochLogger got both group={group!r} and prefix={prefix!r}; pass only group")
-            group = prefix.rstrip("_/")
+                 artifact_name: str = "distill_epoch_end.jsonl") -> None:
         self.stage, self.run_label, self.student, self.teacher = stage, run_label, student, teacher
         self.group = group
         self.artifact_name = artifact_name

@@ -69,7 +69,7 @@ def _main(job: Path) -> None:
         teacher_name = inputs["teacher"].card.get("source_model", "teacher")
         callbacks = {
             "on_stage1_epoch_end": EpochLogger(stage="feature_kd", run_label=run.info.run_name, student="ddp",
-                                               teacher=teacher_name, prefix="stage1_",
+                                               teacher=teacher_name, group="stage1",
                                                artifact_name="stage1_epoch_end.jsonl"),
             "on_epoch_end": EpochLogger(stage="output_kd", run_label=run.info.run_name, student="ddp",
                                         teacher=teacher_name),

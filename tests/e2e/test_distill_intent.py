@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from mangadistill.config import DistillIntentConfig, load_config
 from mangadistill.data.intents import MANGA_INTENTS
 from mangadistill.export.onnx import VARIANT_FILES
+from mangadistill.lifecycle.record import read_record
 from tests.e2e._cli import PROJECT_ROOT, SMOKE
 from tests.e2e._cli import run_cli as _run
 
@@ -100,11 +101,14 @@ def test_epoch_events_and_figures_are_artifacts(client):
 def test_registered_version_serves_int8_onnx_without_torch(stores, client):
     _, env = stores
     version = client.get_model_version(MODEL, "1")
-    assert version.tags["role"] == "student" and version.tags["served_variant"].startswith("onnx_")
-    for key in ("gate_accuracy", "gate_macro_f1", "gate_refusal_precision", "gate_refusal_recall"):
-        assert 0.0 <= float(version.tags[key]) <= 1.0, key
-    for key in ("gate_latency_p95_ms", "gate_size_mb", "gate_cost_per_million_usd"):
-        assert float(version.tags[key]) > 0.0, key
+    record = read_record(client, MODEL, "1")
+    assert record.role == "student" and record.served_variant.startswith("onnx_") and record.family == "intent"
+    assert version.tags["served_variant"] == record.served_variant  # a glance tag in the UI's versions table
+    assert record.provenance.pipeline_run.startswith("distill_intent") and record.provenance.teacher
+    for key in ("accuracy", "macro_f1", "refusal_precision", "refusal_recall", "retention"):
+        assert 0.0 <= record.benchmark[key] <= 1.1, key  # retention may exceed 1
+    for key in ("latency_p95_ms", "size_mb", "cost_per_million_usd"):
+        assert record.benchmark[key] > 0.0, key
     code = (
         "import json, sys\n"
         "import mlflow, pandas as pd\n"
@@ -184,7 +188,7 @@ def test_mlflow_ui_serves_the_run_and_the_registered_model(stores, first_run):
         assert model["latest_versions"][0]["version"] == "1"
         with urllib.request.urlopen(f"{base}/", timeout=10) as page:
             assert page.status == 200 and b"<html" in page.read(2000).lower()
-        query = json.dumps({"experiment_ids": [], "max_results": 5}).encode()
+        query = json.dumps({"experiment_ids": [], "max_results": 5, "filter": "name = 'distill_intent'"}).encode()
         experiments = json.load(urllib.request.urlopen(
             urllib.request.Request(f"{base}/api/2.0/mlflow/experiments/search", data=query,
                                    headers={"Content-Type": "application/json"}), timeout=10))

@@ -14,15 +14,15 @@ TRACEBACK = """Traceback (most recent call last):
 
 
 def test_the_projects_user_errors_are_recognised_by_their_class():
-    assert _error_class(TRACEBACK.format(last="mangadistill.errors.DataError: x.csv: the traffic log is empty")) \
+    assert _error_class(TRACEBACK.replace("{last}", "mangadistill.errors.DataError: x.csv: the traffic log is empty")) \
         is DataError
     last = "mangadistill.lifecycle.stages.RegistryStateError: m: nothing is in production"
-    assert _error_class(TRACEBACK.format(last=last)) is RegistryStateError
+    assert _error_class(TRACEBACK.replace("{last}", last)) is RegistryStateError
 
 
 def test_other_exceptions_stay_failures():
-    assert _error_class(TRACEBACK.format(last="ValueError: bug")) is None  # a bug keeps exit 1 and its traceback
-    assert _error_class(TRACEBACK.format(last="mangadistill.lifecycle.record.VersionRecord: not an error")) is None
-    assert _error_class(TRACEBACK.format(last="mangadistill.nowhere.Missing: gone")) is None
-    assert _error_class(TRACEBACK.format(last="os.system: never imported from outside the project")) is None
+    assert _error_class(TRACEBACK.replace("{last}", "ValueError: bug")) is None  # a bug keeps exit 1 and its traceback
+    assert _error_class(TRACEBACK.replace("{last}", "mangadistill.lifecycle.record.VersionRecord: not an error")) is None
+    assert _error_class(TRACEBACK.replace("{last}", "mangadistill.nowhere.Missing: gone")) is None
+    assert _error_class(TRACEBACK.replace("{last}", "os.system: never imported from outside the project")) is None
     assert _error_class("") is None

@@ -55,12 +55,3 @@ def test_epoch_logger_groups_metrics_but_keeps_the_event_schema(run):
     assert not any("/" in key for key in event)
     artifact = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/events/teacher_epoch_end.jsonl")
     assert [json.loads(line) for line in artifact.splitlines()] == teacher.events
-
-
-def test_epoch_logger_reads_the_old_prefix_as_its_group(run):
-    with pytest.warns(DeprecationWarning, match="group='stage1'"):
-        logger = EpochLogger(stage="feature_kd", run_label="r", student="s", teacher="t", prefix="stage1_")
-    logger({"epoch": 1, "loss_feature": 0.25})
-    assert _metrics(run) == {"stage1/loss_feature": 0.25}
-    with pytest.raises(ValueError, match="pass only group"):
-        EpochLogger(stage="feature_kd", run_label="r", student="s", teacher="t", group="stage1", prefix="stage1_")
