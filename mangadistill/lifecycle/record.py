@@ -307,6 +307,10 @@ def write_record(client: MlflowClient, name: str, version: str, record: VersionR
     keep_legacy_numbers = record.schema == 0 and bool(record.benchmark) and not _migrate_benchmark(client, current, record)
     record.schema = SCHEMA_VERSION
     wanted = record.to_tags()
+    if any(key not in current_tags for key in wanted if key != RECORD_TAG) and RECORD_TAG in current_tags:
+        # the UI lists tags in the order they were first set: keep the long JSON behind the glance tags
+        client.delete_model_version_tag(name, version, RECORD_TAG)
+        current_tags.pop(RECORD_TAG)
     for key, value in wanted.items():
         if current_tags.get(key) != value:
             client.set_model_version_tag(name, version, key, value)
