@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from mangadistill.errors import UserError
@@ -53,19 +54,32 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """Serve a family's `<model>@production` with FastAPI/uvicorn until Ctrl+C (see mangadistill/serving)."""
+    """Serve a family's `<model>@production` with FastAPI/uvicorn until Ctrl+C or SIGTERM (see
+    mangadistill/serving); uvicorn runs in this process and shuts down cleanly first (exit 0 / 143)."""
     import uvicorn
 
-    from mangadistill.serving.app import RegistryFollower, create_app
+    from mangadistill.serving.app import create_app
+    from mangadistill.serving.follower import RegistryFollower
     from pipelines.stack import mlflow_tracking_uri
 
+    api_key = os.environ.get(API_KEY_ENV)
+    if api_key is not None and not api_key.strip():
+        print(f"error: ${API_KEY_ENV} is set but empty; set it to a key or unset it", file=sys.stderr)
+        return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uri, port = mlflow_tracking_uri(), args.port or 8000
     name = args.model or get_family(args.serve).model_name
     follower = RegistryFollower(name, tracking_uri=uri, poll_seconds=args.poll_seconds)
-    print(f"serving {name}@production from {uri} on http://{args.host}:{port} (Ctrl+C to stop)", flush=True)
-    uvicorn.run(create_app(follower), host=args.host, port=port, log_level="warning", access_log=False)
+    access = f"requires 'Authorization: Bearer ${API_KEY_ENV}'" if api_key else f"is open (set ${API_KEY_ENV} to require a key)"
+    print(f"serving {name}@production from {uri} on http://{args.host}:{port}; /predict {access} (Ctrl+C to stop)",
+          flush=True)
+    with _stop_signals():
+        try:
+            uvicorn.run(create_app(follower, api_key=api_key), host=args.host, port=port, log_level="warning",
+                        access_log=False)
+        except _Stopped as stopped:  # uvicorn shut down on the signal, then passed it on
+            return stopped.exit_code
     return 0
 
 
@@ -80,14 +94,79 @@ def _mlflow_ui(port: int) -> int:
     if db is not None and not db.exists():
         print(f"error: no MLflow store yet at {db}; run a pipeline first", file=sys.stderr)
         return 2
-    print(f"MLflow UI on http://127.0.0.1:{port} for {uri} (Ctrl+C to stop)")
+    print(f"MLflow UI on http://127.0.0.1:{port} for {uri} (Ctrl+C to stop)", flush=True)
     # one worker: a local UI needs no more, and four take a minute to start on a 2-core laptop
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                "--port", str(port), "--workers", "1"]
+    with _stop_signals():
+        # its own process group: `mlflow ui` starts uvicorn and job runners that must stop with it
+        child = subprocess.Popen(command, start_new_session=True)
+        try:
+            return child.wait()
+        except _Stopped as stopped:
+            _stop_process_group(child)
+            return stopped.exit_code
+
+
+#: The environment variable that, when set, makes `--serve`'s /predict require `Authorization: Bearer <key>`.
+API_KEY_ENV = "MANGADISTILL_API_KEY"
+
+
+class _Stopped(Exception):
+    """SIGTERM or SIGINT arrived; raised in the main thread by `_stop_signals`' handler."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 0 if signum == signal.SIGINT else 128 + signum  # Ctrl+C is how a server is stopped
+
+
+@contextlib.contextmanager
+def _stop_signals():
+    """Inside: the first SIGTERM or SIGINT raises `_Stopped`; later ones are ignored so the cleanup that follows
+    is not cut short. The previous handlers come back on exit."""
+    import signal
+
+    handled = (signal.SIGTERM, signal.SIGINT)
+
+    def stop(signum, frame):
+        for sig in handled:
+            signal.signal(sig, signal.SIG_IGN)
+        raise _Stopped(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in handled}
     try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_process_group(child: subprocess.Popen, grace_s: float = 15.0) -> None:
+    """SIGTERM to `child`'s process group (it leads it), SIGKILL to what is left after `grace_s`; reaps `child`."""
+    import signal
+    import time
+
+    def group_alive() -> bool:
+        try:
+            os.killpg(child.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(grace_s)
+    while group_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if group_alive():
+        print(f"MLflow UI processes still running {grace_s:.0f} s after SIGTERM; killing them", file=sys.stderr)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
 
 
 def _config(args: argparse.Namespace, entry: PipelineEntry):
@@ -130,6 +209,67 @@ def _print_summary(name: str, run, module) -> None:
         console.print(renderable, soft_wrap=isinstance(renderable, str))  # keep URIs and ids on one line
 
 
+class _RunLog:
+    """The whole run's log in ``logs/<pipeline>-<timestamp>.log`` under the working directory.
+
+    Every log record goes to the file, tracebacks included (ZenML logs a failed step with its traceback,
+    then a "Skipping step" line per step downstream). On the console, a step that failed with a
+    `UserError` is left to the one ``error:`` line `main` prints: its traceback and the "Skipping step"
+    lines after it go to the file only. Any other failure is a bug and keeps its traceback on the console.
+    """
+
+    def __init__(self, pipeline: str, argv: list[str]) -> None:
+        folder = Path("logs")
+        folder.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.path = folder / f"{pipeline}-{stamp}.log"
+        for n in range(2, 1000):  # two runs started in the same second
+            if not self.path.exists():
+                break
+            self.path = folder / f"{pipeline}-{stamp}-{n}.log"
+        self.file = logging.FileHandler(self.path, encoding="utf-8")
+        self.file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(self.file)
+        self.note(f"{time.strftime('%Y-%m-%d %H:%M:%S')} run.py {' '.join(argv)} (in {Path.cwd()})")
+        self._quiet = _QuietUserErrors()
+
+    def quiet_console(self) -> None:
+        """Filter the console handlers of the root and zenml loggers (call after ZenML has attached its own)."""
+        for name in (None, "zenml"):
+            for handler in logging.getLogger(name).handlers:
+                if handler is not self.file and isinstance(handler, logging.StreamHandler):
+                    handler.addFilter(self._quiet)
+
+    def note(self, line: str) -> None:
+        """A line in the file only."""
+        self.file.stream.write(line + "\n")
+        self.file.flush()
+
+    def fail(self, code: int, message: str) -> int:
+        """Report a failed run: where its log is, then the one ``error:`` line (last on stderr); returns `code`."""
+        self.note(f"error: {message} (exit code {code})")
+        print(f"the full log, tracebacks included: {self.path}", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        return code
+
+
+class _QuietUserErrors(logging.Filter):
+    """Console filter: drops a record carrying a `UserError` (its traceback), then the "Skipping step" lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.user_error_seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None and not isinstance(exc, UserError):
+            exc = exc.__cause__ or exc.__context__
+        if exc is not None:
+            self.user_error_seen = True
+            return False
+        return not (self.user_error_seen and record.getMessage().startswith("Skipping step"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.mlflow_ui:
@@ -151,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("mangadistill").setLevel(logging.INFO)
+    log = _RunLog(args.pipeline, sys.argv[1:] if argv is None else argv)  # before zenml's import: its set-up logs too
     from pipelines.stack import activate_existing_stack, ensure_stack
 
     try:
@@ -158,22 +299,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stack {stack.name}; MLflow store {stack.tracking_uri}")
         module = entry.load()
         pipeline = getattr(module, args.pipeline).with_options(enable_cache=not args.no_cache)
+        log.quiet_console()
         run = pipeline(config=config)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return log.fail(exc.exit_code, str(exc))
     except KeyboardInterrupt:
+        log.note("interrupted")
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # the step's traceback is already in ZenML's log above
+    except Exception as exc:  # a bug's traceback is on the console above; every traceback is in the log file
         from pipelines.failures import user_error_of_last_run
 
         cause = user_error_of_last_run(args.pipeline)  # a step stopped on a problem the user can fix
         if cause is not None:
-            print(f"error: {cause}", file=sys.stderr)
-            return cause.exit_code
-        print(f"error: pipeline {args.pipeline} failed: {exc}", file=sys.stderr)
-        return 1
+            return log.fail(cause.exit_code, str(cause))
+        return log.fail(1, f"pipeline {args.pipeline} failed: {exc}")
     _print_summary(args.pipeline, run, module)
     return module.exit_code(run) if hasattr(module, "exit_code") else 0  # e.g. 5 when a promotion gate failed
 

@@ -1,5 +1,7 @@
 """Cheap checks run before a pipeline starts, so mistakes surface as one line, not a failed step.
 
+A user's data file is inspected (header and row count, `mangadistill.data.loaders.inspect_file`), not
+cleaned: readable, the right columns, and enough rows for the configured train/validation/gate split.
 transformers and torch are imported only when a model reference is checked, after the file checks,
 so a wrong path or a malformed file is reported in about a second rather than after ~10 s of imports.
 """
@@ -11,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mangadistill.config import DistillIntentConfig, DriftReportConfig, TrafficConfig
+from mangadistill.config import DataConfig, DistillIntentConfig, DriftReportConfig, SplitConfig, TrafficConfig
 from mangadistill.errors import ConfigError, DataError, ModelLoadError
 
 
@@ -38,8 +40,7 @@ def preflight(config: BaseModel) -> None:
         _preflight_traffic(traffic)
     if not isinstance(config, DistillIntentConfig):
         return
-    if config.data.path is not None and not Path(config.data.path).is_file():
-        raise DataError(f"data.path: file not found: {config.data.path}")
+    check_data(config.data)
     teacher = check_model_reference("teacher.model", config.teacher.model)
     if config.student.init == "teacher_layers":
         n_layers = getattr(teacher, "num_hidden_layers", None)
@@ -47,6 +48,61 @@ def preflight(config: BaseModel) -> None:
         if bad:
             raise ModelLoadError(f"student.teacher_layers: {bad} out of range; the teacher has layers 0..{n_layers - 1}")
     _preflight_layer_matching(config, teacher)
+
+
+def check_data(data: DataConfig) -> None:
+    """A user's data file reads, has text and label, and holds enough rows for the split (header and count only)."""
+    if data.path is None:  # the bundled generator
+        return
+    from mangadistill.data.loaders import EXPECTED_LAYOUT, REQUIRED_COLUMNS, inspect_file
+
+    path = Path(data.path)
+    if not path.is_file():
+        raise DataError(f"data.path: file not found: {path}")
+    found = inspect_file(path, data.source)
+    what = "key(s)" if data.source == "jsonl" else "column(s)"
+    if data.source == "jsonl" and found.rows == 0 and found.bad_lines:
+        raise DataError(f"{path}: none of its {found.bad_lines} line(s) is a JSON object ({found.first_bad_line}); "
+                        f"{EXPECTED_LAYOUT['jsonl']}")
+    missing = [column for column in REQUIRED_COLUMNS if column not in found.columns]
+    if missing and found.columns:
+        raise DataError(f"{path}: missing {what} {', '.join(missing)}; found {', '.join(found.columns)} "
+                        f"({EXPECTED_LAYOUT[data.source]})")
+    if found.rows == 0:
+        raise DataError(f"{path}: no rows{' below the header' if data.source == 'csv' else ''}; "
+                        f"{EXPECTED_LAYOUT[data.source]}")
+    if found.splits is not None:  # CLINC150 keeps its official splits
+        empty = [name for name in ("train", "val", "test") if not found.splits.get(name)]
+        if empty:
+            raise DataError(f"{path}: CLINC150 split(s) {', '.join(empty)} missing or empty; the official "
+                            "train/val/test splits are kept, so each needs rows")
+        return
+    needed = rows_needed_to_split(data.split)
+    if found.rows < needed:
+        raise DataError(
+            f"{path}: only {found.rows} row(s); the train/validation/gate split (data.split.val_fraction "
+            f"{data.split.val_fraction:g}, gate_fraction {data.split.gate_fraction:g}) needs at least {needed}, one in "
+            "each split, and more when the rows spread over several labels; add rows"
+        )
+
+
+def rows_needed_to_split(split: SplitConfig) -> int:
+    """The fewest rows that `stratified_split` gives a train, a validation and a gate row, with `split`'s fractions.
+
+    Counted for rows of one label (the split is per label, so rows spread over several labels need more):
+    a lower bound that a file must reach before cleaning even starts.
+    """
+    import pandas as pd
+
+    from mangadistill.data.cleaning import stratified_split
+
+    # round(n * f) >= 1 needs n * f > 0.5, so no smaller n can work; the loop then takes a step or two
+    n = max(3, int(0.5 / min(split.val_fraction, split.gate_fraction)))
+    while True:
+        one_label = pd.DataFrame({"text": [""] * n, "label": ["label"] * n})
+        if all(len(part) for part in stratified_split(one_label, split.val_fraction, split.gate_fraction, split.seed)):
+            return n
+        n += 1
 
 
 #: Probe texts for comparing tokenizers before any training starts.

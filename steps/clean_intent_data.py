@@ -1,4 +1,4 @@
-"""Step: quarantine, scrub PII, de-duplicate and split the raw rows (runbook 2-3)."""
+"""Step: quarantine, de-duplicate and split the rows the reader scrubbed of PII (runbook 2-3)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,6 @@ def clean_intent_data(raw_rows: pd.DataFrame, config: DataConfig) -> Annotated[I
     log_output_metadata(counts)
     log_grouped("data", counts)
     mlflow.log_text(dataset.label_counts().to_csv(), "data/label_counts.csv")
-    if not dataset.quarantine.empty:
+    if not dataset.quarantine.empty:  # scrubbed like every row, by the reader
         mlflow.log_text(dataset.quarantine.to_csv(index=False), "data/quarantine.csv")
     return dataset

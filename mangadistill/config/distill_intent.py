@@ -206,6 +206,21 @@ class Stage2Config(StrictModel):
     training: TrainingConfig = TrainingConfig(epochs=8, learning_rate=1.0e-4)
     stop: Stage2StopConfig = Stage2StopConfig()
 
+    @model_validator(mode="after")
+    def _stop_rule_reads_a_logged_kd_loss(self) -> Stage2Config:
+        """The stop rule may read only a metric Stage 2 logs: `loss_kd` exists only while the KD term is in the loss.
+
+        The rule's other metrics (val_accuracy, rare_class_recall) and `val_loss_kd` (from the cached
+        teacher logits) are logged by every Stage 2 (tests/unit/test_stop_rules.py checks this against
+        the training loop's own list). Stage 1's rule reads fixed names that Stage 1 always logs.
+        """
+        if self.enabled and self.stop.enabled and self.stop.kd_loss == "loss_kd" and self.kd.alpha == 0:
+            raise ValueError(
+                "stop.kd_loss: 'loss_kd' is not logged when kd.alpha is 0 (the KD term drops out of the loss); "
+                "use val_loss_kd, or set stop.enabled: false"
+            )
+        return self
+
 
 class CheckpointConfig(StrictModel):
     """Epoch checkpoints of student training, so a killed run resumes where it stopped."""

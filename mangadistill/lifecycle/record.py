@@ -178,10 +178,10 @@ class VersionRecord:
 
     # ---------------------------------------------------------------------------------- tags
     def to_tags(self) -> dict[str, str]:
-        """The version's tags: the glance tags (empty ones left out) and the JSON `record`."""
-        glance = {"family": self.family, "role": self.role, "stage": self.stage,
-                  "gates": self.gate_summary() if self.gates else "", "served_variant": self.served_variant or "",
-                  "rollout": self.rollout.label if self.rollout.share is not None else "", "flag": self.flag or ""}
+        """The version's tags: the glance tags (``gates`` and ``rollout`` always, so their place in the UI's tag
+        list is fixed from registration on; ``served_variant`` and ``flag`` only when set) and the JSON `record`."""
+        glance = {"family": self.family, "role": self.role, "stage": self.stage, "gates": self.gate_summary(),
+                  "rollout": self.rollout.label, "served_variant": self.served_variant or "", "flag": self.flag or ""}
         return {**{key: value for key, value in glance.items() if value}, RECORD_TAG: self._record_json()}
 
     def _record_json(self) -> str:
@@ -307,13 +307,13 @@ def write_record(client: MlflowClient, name: str, version: str, record: VersionR
     keep_legacy_numbers = record.schema == 0 and bool(record.benchmark) and not _migrate_benchmark(client, current, record)
     record.schema = SCHEMA_VERSION
     wanted = record.to_tags()
-    if any(key not in current_tags for key in wanted if key != RECORD_TAG) and RECORD_TAG in current_tags:
-        # the UI lists tags in the order they were first set: keep the long JSON behind the glance tags
-        client.delete_model_version_tag(name, version, RECORD_TAG)
-        current_tags.pop(RECORD_TAG)
-    for key, value in wanted.items():
-        if current_tags.get(key) != value:
-            client.set_model_version_tag(name, version, key, value)
+    # The JSON record is the truth, the glance tags its summary: once a record exists it is written first, so
+    # a run stopped between two writes leaves a stale summary, never a stale record. A new version gets its
+    # glance tags first (the UI lists tags in the order they were first set: the long JSON goes behind them).
+    order = [*wanted] if RECORD_TAG not in current_tags else [RECORD_TAG, *(k for k in wanted if k != RECORD_TAG)]
+    for key in order:
+        if current_tags.get(key) != wanted[key]:
+            client.set_model_version_tag(name, version, key, wanted[key])
     stale = [key for key in current_tags if key not in wanted and (key in MANAGED_TAGS or _is_legacy_tag(key))
              and not (keep_legacy_numbers and _is_legacy_number(key))]
     for key in stale:

@@ -20,6 +20,7 @@ from mangadistill.errors import UserError
 from mangadistill.evaluation.latency import latency_summary
 from mangadistill.families import Family, FetchArtifact, get_family
 from mangadistill.lifecycle import record as records
+from mangadistill.lifecycle.faults import registry_guard
 from mangadistill.lifecycle import rollout, stages
 from mangadistill.lifecycle.gates import GateDecision, evaluate_gates
 from mangadistill.lifecycle.loading import load_version
@@ -35,6 +36,7 @@ class CandidateError(UserError):
     exit_code = 1
 
 
+@registry_guard
 def select_candidate(client: MlflowClient, name: str, version: int | None = None,
                      family: str | None = None) -> dict[str, Any]:
     """The version to promote: `version`, else the newest non-teacher version that was never archived or rolled back.
@@ -62,6 +64,7 @@ def select_candidate(client: MlflowClient, name: str, version: int | None = None
             "stage": held[0] if held else current.stage}
 
 
+@registry_guard
 def bootstrap_production(client: MlflowClient, family: Family, name: str, candidate_version: str,
                          fetch: FetchArtifact, enabled: bool = True) -> dict[str, Any]:
     """When nothing is in production, let the family register a first production model and promote it."""
@@ -79,6 +82,7 @@ def bootstrap_production(client: MlflowClient, family: Family, name: str, candid
     return {"version": registered, "bootstrapped": True, "move": move.describe()}
 
 
+@registry_guard
 def offline_metrics(client: MlflowClient, family: Family, name: str, version: str) -> dict[str, object]:
     """The candidate's approved benchmark plus the checklist facts of runbook 15.1.
 
@@ -95,6 +99,7 @@ def offline_metrics(client: MlflowClient, family: Family, name: str, version: st
     return {**benchmark, "rollback_target_available": float(target), "monitoring_baseline_complete": float(baseline)}
 
 
+@registry_guard
 def write_gate_record(client: MlflowClient, name: str, version: str, decision: GateDecision,
                       artifact_uri: str | None = None) -> VersionRecord:
     """Keep the gate set's decision and per-gate results on the version's record."""
@@ -102,6 +107,7 @@ def write_gate_record(client: MlflowClient, name: str, version: str, decision: G
         decision.gate_set, "pass" if decision.passed else "fail", decision.reason, decision.results(), artifact_uri))
 
 
+@registry_guard
 def gate_offline(client: MlflowClient, family: Family, name: str, version: str,
                  gates: dict[str, GateSpec]) -> GateDecision:
     """Evaluate the offline gate set (the caller records it with `write_gate_record`)."""
@@ -117,6 +123,7 @@ class ShadowResult:
     traffic: TrafficLog
 
 
+@registry_guard
 def run_shadow(client: MlflowClient, name: str, staging: str, production: str, config: PromoteConfig) -> ShadowResult:
     """Replay the traffic log through the production and staging versions and gate the comparison."""
     family = get_family(config.family)
@@ -137,6 +144,7 @@ def run_shadow(client: MlflowClient, name: str, staging: str, production: str, c
     return ShadowResult(metrics, bucket, event, decision, traffic)
 
 
+@registry_guard
 def advance_rollout(client: MlflowClient, name: str, version: str, shadow_passed: bool,
                     config: PromoteConfig) -> dict[str, Any]:
     """Advance the version's rollout state; at 100% it becomes production (the old one archived)."""
@@ -153,6 +161,7 @@ def advance_rollout(client: MlflowClient, name: str, version: str, shadow_passed
 
 
 # --------------------------------------------------------------------------------------------- monitoring
+@registry_guard
 def observe_production(client: MlflowClient, name: str, config: MonitorConfig) -> tuple[str, VersionRecord, dict, TrafficLog]:
     """Score the production version on the labelled traffic log: the family's quality metrics and warm p95.
 
@@ -178,6 +187,7 @@ def check_triggers(config: MonitorConfig, benchmark: dict[str, float], observed:
     return evaluate_triggers(config.trigger_set(), benchmark, observed)
 
 
+@registry_guard
 def act_on_triggers(client: MlflowClient, name: str, version: str, decision: TriggerDecision, action: str) -> dict:
     """Roll production back to last-known-good (action ``rollback``) or only record the recommendation."""
 
@@ -198,6 +208,7 @@ def act_on_triggers(client: MlflowClient, name: str, version: str, decision: Tri
             "restored": move.version, "replaced": move.replaced}
 
 
+@registry_guard
 def record_retraining(client: MlflowClient, name: str, version: str, check: dict[str, Any]) -> None:
     """Keep the newest drift report's retraining recommendation on the production version's record."""
 

@@ -13,9 +13,18 @@ reads only aliases, and `sync_stage_mirrors` brings records and legacy stages in
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import random
+import socket
+import time
+import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
@@ -23,6 +32,7 @@ from mlflow.tracking import MlflowClient
 
 from mangadistill.errors import UserError
 from mangadistill.lifecycle import record as records
+from mangadistill.lifecycle.faults import RegistryError, registry_guard
 from mangadistill.lifecycle.record import (
     ALIASES,
     ARCHIVED,
@@ -36,6 +46,7 @@ from mangadistill.lifecycle.record import (
     VersionRecord,
 )
 
+R = TypeVar("R")
 _LEGACY = {STAGING: "Staging", PRODUCTION: "Production", ARCHIVED: "Archived", ROLLED_BACK: "Archived", NONE: "None"}
 
 
@@ -61,10 +72,90 @@ class StageMove:
         return f"{self.name} version {self.version} -> {self.stage}{tail} ({self.reason})"
 
 
+class RegistryBusyError(RegistryError):
+    """Another life-cycle run is moving this model's stages and did not finish in time."""
+
+
+#: Registered-model tag holding the move lease: {"owner": ..., "at": epoch seconds}.
+LOCK_TAG = "lifecycle.lock"
+#: A lease older than this is abandoned (its run was killed) and may be taken over.
+LOCK_TTL_S = 120.0
+#: How long a move waits for another run's lease before giving up.
+LOCK_WAIT_S = 90.0
+#: Pause between writing the lease and reading it back: a concurrent writer in that window is detected.
+LOCK_SETTLE_S = 0.25
+
+
+def _lease(client: MlflowClient, name: str) -> dict | None:
+    """The current, unexpired lease on `name`, if any."""
+    try:
+        raw = client.get_registered_model(name).tags.get(LOCK_TAG)
+    except MlflowException as exc:
+        if _not_found(exc):
+            return None
+        raise
+    try:
+        lease = json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        return None  # a hand-edited tag: treat as no lease
+    return lease if lease and time.time() - float(lease.get("at", 0)) < LOCK_TTL_S else None
+
+
+@contextmanager
+def move_lease(client: MlflowClient, name: str) -> Iterator[None]:
+    """Hold the model's move lease while aliases and records change, so two runs never interleave their moves.
+
+    MLflow has no compare-and-set on aliases or tags, so this is a lease tag with write-then-verify: write
+    our owner id, wait `LOCK_SETTLE_S`, read it back, and proceed only if it is still ours (a concurrent
+    writer in that window overwrote it and we wait instead); a lease left by a killed run expires after
+    `LOCK_TTL_S`. Every move re-reads the aliases inside the lease, so the second of two promotions sees
+    the first one's result. `sync_stage_mirrors` repairs whatever a run stopped between two writes left.
+    """
+    if not client.search_registered_models(f"name = '{name}'"):
+        yield  # nothing registered yet: nothing to move
+        return
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        holder = _lease(client, name)
+        if holder is None:
+            try:
+                client.set_registered_model_tag(name, LOCK_TAG, json.dumps({"owner": owner, "at": time.time()}))
+            except MlflowException:  # a concurrent writer of the same tag won the row (e.g. SQLite's UNIQUE)
+                holder = _lease(client, name)
+            else:
+                time.sleep(LOCK_SETTLE_S)
+                holder = _lease(client, name)
+                if holder is not None and holder.get("owner") == owner:
+                    break
+        if time.monotonic() > deadline:
+            raise RegistryBusyError(f"{name}: another life-cycle run holds the stage-move lease "
+                                    f"({(holder or {}).get('owner', 'unknown')}) for over {LOCK_WAIT_S:.0f} s; "
+                                    f"retry, or delete the registered-model tag '{LOCK_TAG}' if that run is gone")
+        time.sleep(0.1 + random.random() * 0.2)
+    try:
+        yield
+    finally:
+        if (_lease(client, name) or {}).get("owner") == owner:
+            client.delete_registered_model_tag(name, LOCK_TAG)
+
+
+def _under_lease(func: Callable[..., R]) -> Callable[..., R]:
+    """Run a move `func(client, name, ...)` while holding the model's move lease."""
+
+    @functools.wraps(func)
+    def leased(client: MlflowClient, name: str, *args, **kwargs) -> R:
+        with move_lease(client, name):
+            return func(client, name, *args, **kwargs)
+
+    return leased
+
+
 def _not_found(exc: MlflowException) -> bool:
     return exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
 
 
+@registry_guard
 def aliases(client: MlflowClient, name: str) -> dict[str, str]:
     """Alias -> version of the registered model; empty only when the model does not exist.
 
@@ -79,6 +170,7 @@ def aliases(client: MlflowClient, name: str) -> dict[str, str]:
         raise
 
 
+@registry_guard
 def version_in_stage(client: MlflowClient, name: str, stage: str) -> str | None:
     """THE resolver: the version the alias `stage` points at, or None. Every reader of stages uses this."""
     if stage not in ALIASES:
@@ -86,11 +178,13 @@ def version_in_stage(client: MlflowClient, name: str, stage: str) -> str | None:
     return version_with_alias(client, name, stage)
 
 
+@registry_guard
 def version_with_alias(client: MlflowClient, name: str, alias: str) -> str | None:
     """The version any alias (a stage, or one a person added, e.g. ``canary``) points at, or None."""
     return aliases(client, name).get(alias)
 
 
+@registry_guard
 def newest_version(client: MlflowClient, name: str) -> str | None:
     numbers = [int(v.version) for v in client.search_model_versions(f"name = '{name}'")]
     return str(max(numbers)) if numbers else None
@@ -116,6 +210,8 @@ def _mark(client: MlflowClient, name: str, version: str, stage: str, reason: str
     return updated
 
 
+@registry_guard
+@_under_lease
 def move_to_staging(client: MlflowClient, name: str, version: str, reason: str) -> StageMove:
     """Point ``staging`` at `version`; a different version that was in staging goes back to none."""
     version = str(version)
@@ -130,27 +226,36 @@ def move_to_staging(client: MlflowClient, name: str, version: str, reason: str) 
     return StageMove(name, version, STAGING, replaced, NONE if replaced else None, reason)
 
 
+@registry_guard
+@_under_lease
 def promote_to_production(client: MlflowClient, name: str, version: str, reason: str) -> StageMove:
     """Point ``production`` at `version`; the replaced one is archived and becomes ``last-known-good``."""
     version = str(version)
     previous = version_in_stage(client, name, PRODUCTION)
     if previous == version:
         raise RegistryStateError(f"{name} version {version} is already in production")
+    # aliases first (they are the truth), then the records; a run stopped in between is repaired by the next
+    # run's sync_stage_mirrors, which archives the replaced version and points last-known-good at it
     client.set_registered_model_alias(name, PRODUCTION, version)
+    if previous:
+        client.set_registered_model_alias(name, LAST_KNOWN_GOOD, previous)
     if version_in_stage(client, name, STAGING) == version:
         client.delete_registered_model_alias(name, STAGING)
     _mark(client, name, version, PRODUCTION, reason)
     if previous:
         _mark(client, name, previous, ARCHIVED, f"replaced in production by version {version}")
-        client.set_registered_model_alias(name, LAST_KNOWN_GOOD, previous)
     return StageMove(name, version, PRODUCTION, previous, ARCHIVED if previous else None, reason)
 
 
+@registry_guard
+@_under_lease
 def rollback_production(client: MlflowClient, name: str, reason: str, target: str | None = None) -> StageMove:
     """Put `target` (default: ``last-known-good``) back in production; the current one becomes rolled_back.
 
     The reason is recorded on both versions. ``last-known-good`` then moves to the newest other archived
-    version, or is removed when there is none.
+    version, or is removed when there is none. The replaced version's record learns of the rollback before
+    the alias moves, so a run stopped in between is repaired as a rollback (rolled_back, never the
+    last-known-good), not as an ordinary replacement.
     """
     current = version_in_stage(client, name, PRODUCTION)
     target = str(target) if target is not None else version_in_stage(client, name, LAST_KNOWN_GOOD)
@@ -158,15 +263,21 @@ def rollback_production(client: MlflowClient, name: str, reason: str, target: st
         raise RegistryStateError(f"{name}: no last-known-good version to roll back to; pass --version N")
     if target == current:
         raise RegistryStateError(f"{name} version {target} is already in production; nothing to roll back")
-    client.get_model_version(name, target)  # raises if the version does not exist
+    try:
+        client.get_model_version(name, target)
+    except MlflowException as exc:
+        if _not_found(exc):
+            raise RegistryStateError(f"{name} has no version {target}; pass an existing --version") from None
+        raise
+    if current:
+        records.update_record(client, name, current, lambda record: record.record_rollback("replaced", reason, target))
     client.set_registered_model_alias(name, PRODUCTION, target)
     if version_in_stage(client, name, STAGING) == target:
         client.delete_registered_model_alias(name, STAGING)
     _mark(client, name, target, PRODUCTION, f"rollback: {reason}",
           also=lambda record: record.record_rollback("restored", reason, current))
     if current:
-        _mark(client, name, current, ROLLED_BACK, f"rolled back: {reason}",
-              also=lambda record: record.record_rollback("replaced", reason, target))
+        _mark(client, name, current, ROLLED_BACK, f"rolled back: {reason}")
     _reset_last_known_good(client, name, exclude={target, str(current)})
     return StageMove(name, target, PRODUCTION, current, ROLLED_BACK if current else None, f"rollback: {reason}")
 
@@ -180,31 +291,68 @@ def _reset_last_known_good(client: MlflowClient, name: str, exclude: set[str]) -
         client.delete_registered_model_alias(name, LAST_KNOWN_GOOD)
 
 
-def sync_stage_mirrors(client: MlflowClient, name: str) -> list[str]:
-    """Make records and legacy stages agree with the aliases (e.g. after a person moved one in the UI).
+def _was_rolled_back(record: VersionRecord) -> bool:
+    """The version's newest rollback event replaced it since it entered production (a rollback under way)."""
+    last = record.rollbacks[-1] if record.rollbacks else None
+    return last is not None and last.role == "replaced" and last.at >= (record.production_since or "")
 
-    A version whose record says production but which no longer holds the alias is archived (and becomes
-    last-known-good if that alias is free); one whose record says staging goes back to none. A production
-    version without a passing gate record is flagged. Returns what changed, as lines.
+
+@registry_guard
+@_under_lease
+def sync_stage_mirrors(client: MlflowClient, name: str) -> list[str]:
+    """Make records, aliases and legacy stages agree with the ``production`` and ``staging`` aliases.
+
+    The aliases are the truth: a person may move one in the MLflow UI, and a run may stop between two
+    registry writes. This brings everything else in line and returns what it changed, as lines:
+
+    - a staging alias on the production version is stale (a promotion stopped before removing it): removed;
+    - a version holding an alias whose record says otherwise takes that stage;
+    - a version whose record says production but which lost the alias is archived and becomes
+      ``last-known-good`` (it is the production version replaced most recently), unless its record shows a
+      rollback under way (then rolled_back); one whose record says staging goes back to none;
+    - ``last-known-good`` never points at the production version;
+    - the legacy stage field follows the record; a production version without a passing gate record is flagged.
     """
     current = aliases(client, name)
     changes: list[str] = []
+    production = current.get(PRODUCTION)
+    for alias in (STAGING, LAST_KNOWN_GOOD):
+        if production is not None and current.get(alias) == production:
+            client.delete_registered_model_alias(name, alias)
+            del current[alias]
+            changes.append(f"version {production}: removed the stale '{alias}' alias (it is in production)")
     for number, record in records.all_records(client, name):
         stage = record.stage
-        held = [s for s in STAGES if current.get(s) == number]
+        held = [s for s in (PRODUCTION, STAGING) if current.get(s) == number]
         if held and stage != held[0]:
             _mark(client, name, number, held[0], "alias moved outside the pipeline (e.g. in the MLflow UI)")
             changes.append(f"version {number}: tag {stage if stage != NONE else 'unset'} -> {held[0]} "
                            "(follows its alias)")
         elif not held and stage in STAGES:
-            new = ARCHIVED if stage == PRODUCTION else NONE
+            new = NONE if stage == STAGING else ROLLED_BACK if _was_rolled_back(record) else ARCHIVED
             _mark(client, name, number, new, f"lost the {stage} alias outside the pipeline")
-            if new == ARCHIVED and LAST_KNOWN_GOOD not in current:
+            if new == ARCHIVED:
                 client.set_registered_model_alias(name, LAST_KNOWN_GOOD, number)
                 current[LAST_KNOWN_GOOD] = number
             changes.append(f"version {number}: tag {stage} -> {new} (its alias was moved)")
+    if LAST_KNOWN_GOOD not in current:  # e.g. removed above, or a rollback stopped before resetting it
+        _reset_last_known_good(client, name, exclude={production} if production else set())
+        restored = version_with_alias(client, name, LAST_KNOWN_GOOD)
+        if restored is not None:
+            changes.append(f"version {restored}: '{LAST_KNOWN_GOOD}' (the newest archived version)")
+    changes.extend(_sync_legacy_stages(client, name))
     changes.extend(flag_ungated_production(client, name))
     return changes
+
+
+def _sync_legacy_stages(client: MlflowClient, name: str) -> list[str]:
+    legacy = {str(v.version): v.current_stage for v in client.search_model_versions(f"name = '{name}'")}
+    changed = []
+    for number, record in records.all_records(client, name):
+        if legacy.get(number) not in (None, _LEGACY[record.stage]):
+            _set_legacy_stage(client, name, number, record.stage)
+            changed.append(f"version {number}: legacy stage {legacy[number]} -> {_LEGACY[record.stage]}")
+    return changed
 
 
 def production_flag(record: VersionRecord, version: str) -> str | None:
@@ -215,6 +363,7 @@ def production_flag(record: VersionRecord, version: str) -> str | None:
     return f"production version {version} {why}"
 
 
+@registry_guard
 def flag_ungated_production(client: MlflowClient, name: str) -> list[str]:
     """Flag the production version when it has no passing gate record; returns the warning, if any."""
     version = version_in_stage(client, name, PRODUCTION)
@@ -227,6 +376,7 @@ def flag_ungated_production(client: MlflowClient, name: str) -> list[str]:
     return [] if message is None else [f"FLAG: {message}"]
 
 
+@registry_guard
 def stage_table(client: MlflowClient, name: str) -> list[dict[str, str]]:
     """One row per version: version, role, stage, aliases, gate decisions, rollout, flag (for printing)."""
     current = aliases(client, name)

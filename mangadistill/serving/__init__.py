@@ -1,1 +1,1 @@
-"""HTTP serving of the registry's production intent classifier (FastAPI), following stage changes live."""
+"""HTTP serving of a family's production model from the registry (FastAPI), following alias moves live."""

@@ -1,54 +1,80 @@
-"""Request counters and a latency histogram in the Prometheus text format (no client library needed)."""
+"""The service's Prometheus metrics: one `CollectorRegistry` per app (prometheus_client), family-neutral names.
+
+| metric | type | what it counts |
+|---|---|---|
+| ``mangadistill_requests_total{endpoint,status}`` | counter | HTTP responses by endpoint (``/predict``, ``/health``, ``/metrics``, ``other``) and status code |
+| ``mangadistill_predicted_texts_total`` | counter | texts answered by the model |
+| ``mangadistill_predict_latency_seconds`` | histogram | successful ``/predict`` requests: waiting for the model + the model |
+| ``mangadistill_model_info{name,version,stage}`` | info | the registry version being served (``none`` before the first load) |
+| ``mangadistill_model_swaps_total`` | counter | times a new registry version replaced the served one without a restart |
+| ``mangadistill_model_swap_failures_total`` | counter | times a version the alias pointed at did not load or answer, so it was not swapped in |
+| ``mangadistill_model_degraded`` | gauge | 1 while the served version is not what the registry says (or the last poll failed) |
+
+The model's metrics are read from the `RegistryFollower` at scrape time, so they cannot drift from /health.
+"""
 
 from __future__ import annotations
 
-import bisect
-import threading
+from collections.abc import Iterator
+from typing import Any
 
-#: Upper bounds (ms) of the latency histogram buckets.
-LATENCY_BUCKETS_MS = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+PREFIX = "mangadistill"
+ENDPOINTS = ("/predict", "/health", "/metrics")  # any other path is counted as "other" (bounded label values)
+#: Upper bounds (seconds) of the latency histogram buckets.
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class _ModelCollector(Collector):
+    """The served model's state, read from the follower (`RegistryFollower` or a stand-in) at each scrape."""
+
+    def __init__(self, follower: Any) -> None:
+        self._follower = follower
+
+    def collect(self) -> Iterator[Metric]:
+        follower = self._follower
+        current = follower.current
+        yield InfoMetricFamily(f"{PREFIX}_model", "The registry version being served.",
+                               value={"name": follower.model_name, "version": current.version if current else "none",
+                                      "stage": follower.stage})
+        yield CounterMetricFamily(f"{PREFIX}_model_swaps", "Times a new registry version replaced the served one "
+                                  "without a restart.", value=follower.swaps)
+        yield CounterMetricFamily(f"{PREFIX}_model_swap_failures", "Times a version the registry pointed at did not "
+                                  "load or answer a warm-up query, so it was not swapped in.",
+                                  value=follower.swap_failures)
+        yield GaugeMetricFamily(f"{PREFIX}_model_degraded", "1 while /health says degraded or unavailable.",
+                                value=float(follower.status != "ok"))
 
 
 class ServingMetrics:
-    """Thread-safe counters: requests by endpoint and status, predicted texts, latency histogram of /predict."""
+    """The app's metrics registry; thread-safe (prometheus_client's metrics lock themselves)."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, int], int] = {}
-        self.texts = 0
-        self.buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)  # last bucket: +Inf
-        self.latency_sum_ms = 0.0
-        self.model_swaps = 0
+    content_type = CONTENT_TYPE_LATEST
 
-    def observe(self, endpoint: str, status: int, latency_ms: float | None = None, texts: int = 0) -> None:
-        with self._lock:
-            self.requests[(endpoint, status)] = self.requests.get((endpoint, status), 0) + 1
-            self.texts += texts
-            if latency_ms is not None:
-                self.buckets[bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
-                self.latency_sum_ms += latency_ms
+    def __init__(self, follower: Any) -> None:
+        self.registry = CollectorRegistry()
+        self._requests = Counter(f"{PREFIX}_requests", "HTTP responses by endpoint and status code.",
+                                 ["endpoint", "status"], registry=self.registry)
+        self._texts = Counter(f"{PREFIX}_predicted_texts", "Texts answered by the model.", registry=self.registry)
+        self._latency = Histogram(f"{PREFIX}_predict_latency_seconds", "Successful /predict requests: waiting for "
+                                  "the model plus the model (seconds).", buckets=LATENCY_BUCKETS_S,
+                                  registry=self.registry)
+        self.registry.register(_ModelCollector(follower))
 
-    def render(self, model_name: str, model_version: str | None, stage: str) -> str:
-        """The /metrics page."""
-        with self._lock:
-            lines = ["# HELP intent_requests_total HTTP requests by endpoint and status code.",
-                     "# TYPE intent_requests_total counter"]
-            for (endpoint, status), count in sorted(self.requests.items()):
-                lines.append(f'intent_requests_total{{endpoint="{endpoint}",status="{status}"}} {count}')
-            lines += ["# HELP intent_predicted_texts_total Texts classified.",
-                      "# TYPE intent_predicted_texts_total counter",
-                      f"intent_predicted_texts_total {self.texts}",
-                      "# HELP intent_predict_latency_ms Latency of successful /predict requests (ms).",
-                      "# TYPE intent_predict_latency_ms histogram"]
-            cumulative = 0
-            for bound, count in zip((*LATENCY_BUCKETS_MS, "+Inf"), self.buckets, strict=True):
-                cumulative += count
-                lines.append(f'intent_predict_latency_ms_bucket{{le="{bound}"}} {cumulative}')
-            lines += [f"intent_predict_latency_ms_sum {self.latency_sum_ms:.3f}",
-                      f"intent_predict_latency_ms_count {cumulative}",
-                      "# HELP intent_model_info The registry version being served (value 1).",
-                      "# TYPE intent_model_info gauge",
-                      f'intent_model_info{{name="{model_name}",version="{model_version or "none"}",stage="{stage}"}} 1',
-                      "# HELP intent_model_swaps_total Times a new registry version was swapped in without restart.",
-                      "# TYPE intent_model_swaps_total counter", f"intent_model_swaps_total {self.model_swaps}"]
-        return "\n".join(lines) + "\n"
+    @staticmethod
+    def endpoint(path: str) -> str:
+        return path if path in ENDPOINTS else "other"
+
+    def count_response(self, path: str, status: int) -> None:
+        self._requests.labels(self.endpoint(path), str(status)).inc()
+
+    def observe_prediction(self, latency_s: float, texts: int) -> None:
+        self._latency.observe(latency_s)
+        self._texts.inc(texts)
+
+    def render(self) -> bytes:
+        """The /metrics page (Prometheus text format)."""
+        return generate_latest(self.registry)

@@ -28,12 +28,12 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup, set_seed
 
 from mangadistill.config import TrainingConfig
-from mangadistill.errors import ModelLoadError
+from mangadistill.errors import ConfigError, ModelLoadError
 from mangadistill.evaluation.metrics import classification_metrics
 from mangadistill.losses.intermediate import LayerMatcher
 from mangadistill.losses.kd import LossInputs, WeightedLoss, entropy, soft_label_kd_loss
 from mangadistill.training.checkpoints import StageCheckpoints
-from mangadistill.training.stop_rules import StopDecision, select_deployment_epoch
+from mangadistill.training.stop_rules import NonFiniteMetricError, StopDecision, select_deployment_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +247,38 @@ def _teacher_internals(teacher: OnlineTeacher, inputs: dict[str, torch.Tensor], 
 
 
 class StopRule(Protocol):
+    @property
+    def metric_keys(self) -> tuple[str, ...]: ...
+
     def decide(self, history: Sequence[Mapping[str, float]]) -> StopDecision: ...
+
+
+def epoch_metric_names(loss: WeightedLoss, task: ClassificationTask, probe: bool = False) -> frozenset[str]:
+    """The keys of every epoch record `train_classifier` makes with this loss and task (what a stop rule can read).
+
+    ``loss_total`` and ``loss_<term>`` per loss term, the training statistics, and the validation metrics
+    (``probe_val_accuracy`` instead of ``val_accuracy`` with `probe`; ``val_loss_kd`` only with cached
+    validation teacher logits; the refusal metrics only with a refusal class). Validation names come from
+    running the validation metrics on placeholder logits, so they cannot drift from what is logged.
+    """
+    placeholder = np.zeros((len(task.val_labels), task.num_labels), dtype=np.float32)
+    names = {"epoch", "loss_total", *(f"loss_{term.name}" for term in loss.terms), *_TRAIN_STATISTICS,
+             *_validation_metrics(task, placeholder, temperature=1.0)}
+    if probe:
+        names = (names - {"val_accuracy"}) | {"probe_val_accuracy"}
+    if task.train_teacher_logits is not None:
+        names.add("teacher_entropy_mean")
+    return frozenset(names)
+
+
+def check_stop_rule(rule: StopRule, logged: frozenset[str], stage: str) -> None:
+    """`ConfigError` before training when `rule` reads a metric that the loop does not log for this stage."""
+    missing = [key for key in rule.metric_keys if key not in logged]
+    if missing:
+        raise ConfigError(
+            f"the {stage} stop rule reads {', '.join(map(repr, missing))}, which {stage} does not log (it logs "
+            f"{', '.join(sorted(logged - {'epoch'}))}); point the rule at a logged metric or disable it"
+        )
 
 
 def train_classifier(
@@ -279,6 +310,9 @@ def train_classifier(
         raise ValueError("this loss distills from a teacher: pass train_teacher_logits in the task")
     if loss.matched and (teacher is None or matcher is None):
         raise ValueError(f"the {', '.join(loss.matched)} loss terms need an online teacher and a layer matcher")
+    accuracy_key = "probe_val_accuracy" if probe else "val_accuracy"
+    if stop_rule is not None:  # a rule reading a metric this stage does not log would never stop it
+        check_stop_rule(stop_rule, epoch_metric_names(loss, task, probe), desc)
     set_seed(config.seed)
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if (probe or loss.matched) else []
     accelerator = Accelerator(mixed_precision=config.mixed_precision, kwargs_handlers=handlers)
@@ -293,7 +327,6 @@ def train_classifier(
         teacher.model.to(accelerator.device).eval().requires_grad_(False)
     teacher_train = None if task.train_teacher_logits is None else torch.from_numpy(task.train_teacher_logits)
     teacher_entropy = None if teacher_train is None else float(entropy(teacher_train).mean())
-    accuracy_key = "probe_val_accuracy" if probe else "val_accuracy"
 
     result = TrainResult()
     best_state: dict[str, torch.Tensor] | None = None
@@ -347,7 +380,7 @@ def train_classifier(
 
         metrics = {"loss_total": float(sums[0]) / seen}
         metrics.update({f"loss_{term.name}": float(sums[2 + i]) / seen for i, term in enumerate(loss.terms)})
-        metrics.update(
+        metrics.update(  # the keys of _TRAIN_STATISTICS
             grad_norm=float(np.mean(grad_norms)),
             lr=float(scheduler.get_last_lr()[0]),
             samples_per_sec=seen / elapsed,
@@ -403,19 +436,32 @@ def train_classifier(
 
 
 def _decide(rule: StopRule | None, history: list[dict[str, float]], epoch: int) -> StopDecision | None:
-    """The stop rule's verdict; a metric it cannot judge (e.g. no rare classes in validation) disables it."""
+    """The stop rule's verdict after `epoch`.
+
+    A metric the rule cannot judge because it is not finite (rare-class recall is NaN when validation
+    holds no rare-class row) leaves the stage to its epoch budget, with a warning and that reason; a
+    metric missing from the record is a mistake (`check_stop_rule` rules it out before training) and raises.
+    """
     if rule is None:
         return None
     try:
         return rule.decide(history)
-    except (KeyError, ValueError) as exc:
-        reason = f"stop rule not applied after epoch {epoch}: {str(exc).strip(chr(39))}"
+    except NonFiniteMetricError as exc:
+        reason = f"stop rule not applied after epoch {epoch}: {exc}"
         logger.warning(reason)
         return StopDecision(stop=False, reason=reason, epoch=epoch)
 
 
+#: Training statistics of every epoch record (`train_classifier` computes them after each epoch).
+_TRAIN_STATISTICS = ("grad_norm", "lr", "samples_per_sec", "train_samples", "epoch_seconds")
+
+
 def _validate(model, tokenizer, task: ClassificationTask, max_length: int, temperature: float) -> dict[str, float]:
-    logits = predict_logits(model, tokenizer, task.val_texts, max_length)
+    return _validation_metrics(task, predict_logits(model, tokenizer, task.val_texts, max_length), temperature)
+
+
+def _validation_metrics(task: ClassificationTask, logits: np.ndarray, temperature: float) -> dict[str, float]:
+    """Runbook 4.1 metrics of validation logits (n_val, C) against the task's labels (and cached teacher logits)."""
     metrics = classification_metrics(task.val_labels, logits.argmax(-1), task.num_labels, task.rare_ids, task.refusal_id)
     out = {"val_accuracy": metrics.pop("accuracy"), "val_macro_f1": metrics.pop("macro_f1"), **metrics}
     student = torch.from_numpy(logits)

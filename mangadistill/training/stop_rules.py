@@ -23,6 +23,11 @@ Conventions:
   The first record has no previous epoch, so it never satisfies a condition.
 - Rules keep no state: call ``decide`` with the whole history after each epoch. Acting on a decision
   (ending the run, saving a checkpoint) belongs to the caller.
+- A rule names the metrics it reads (``metric_keys``), so a caller can check them against what its
+  training loop logs before the first epoch. A record without one of them is a `MissingMetricError`
+  (a mistake: fail); a metric that is present but not finite is a `NonFiniteMetricError`: the rule
+  cannot judge that epoch (e.g. rare-class recall is NaN when validation holds no rare-class row), and
+  the caller decides what that means.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "DeploymentChoice",
+    "MissingMetricError",
+    "NonFiniteMetricError",
     "Stage1StopRule",
     "Stage2StopRule",
     "StopDecision",
@@ -44,6 +51,17 @@ EPOCH_KEY = "epoch"
 _EPS = 1e-9  # values this close to a threshold are treated as equal to it (decimal tables vs float rounding)
 
 History = Sequence[Mapping[str, float]]
+
+
+class MissingMetricError(KeyError):
+    """An epoch record lacks a metric the rule reads: the rule or the loop is misconfigured."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class NonFiniteMetricError(ValueError):
+    """A metric the rule reads is NaN or infinite at some epoch: the rule cannot judge it."""
 
 
 @dataclass(frozen=True)
@@ -95,12 +113,14 @@ def _epoch_of(record: Mapping[str, float], index: int) -> int:
 def _metric(record: Mapping[str, float], key: str, epoch: int) -> float:
     """Return finite metric `key` of `record`, naming the key and epoch if it is missing or not finite."""
     if key not in record:
-        raise KeyError(
+        raise MissingMetricError(
             f"epoch {epoch} has no metric {key!r} (has: {sorted(record)}); log it or configure the rule's key name"
         )
     value = float(record[key])
     if not math.isfinite(value):
-        raise ValueError(f"epoch {epoch}: metric {key!r} is {value}; a stop rule cannot judge a non-finite value")
+        raise NonFiniteMetricError(
+            f"epoch {epoch}: metric {key!r} is {value}; a stop rule cannot judge a non-finite value"
+        )
     return value
 
 
@@ -187,6 +207,11 @@ class _ConsecutiveEpochRule:
     def _keys(self) -> tuple[str, ...]:
         raise NotImplementedError
 
+    @property
+    def metric_keys(self) -> tuple[str, ...]:
+        """The metrics this rule reads from every epoch record (besides ``epoch``)."""
+        return self._keys()
+
     def _checks(self, first: Mapping[str, float], prev: Mapping[str, float], cur: Mapping[str, float]) -> list[_Check]:
         raise NotImplementedError
 
@@ -205,8 +230,9 @@ class _ConsecutiveEpochRule:
     def decide(self, history: History) -> StopDecision:
         """Decide whether to stop after the last epoch of `history` (all epochs so far, oldest first).
 
-        Raises ValueError on an empty history, non-increasing epochs or a non-finite metric, and KeyError
-        (naming the key and the epoch) when a record lacks a metric the rule reads.
+        Raises ValueError on an empty history or non-increasing epochs, `NonFiniteMetricError` (a ValueError)
+        on a non-finite metric, and `MissingMetricError` (a KeyError naming the key and the epoch) when a
+        record lacks a metric the rule reads.
         """
         if not history:
             raise ValueError(f"{self._label}: history is empty; call decide after at least one epoch")

@@ -60,7 +60,7 @@ def test_each_format_registers_with_its_own_requirements(model_dirs, registered)
     assert find_by_source(client, "registry-test", "onnx-1") == "2"
     # the record travels as a few glance tags + one JSON tag; the benchmark as logged-model metrics
     version = client.get_model_version("registry-test", "2")
-    assert set(version.tags) == {"family", "role", "stage", "record"}
+    assert set(version.tags) == {"family", "role", "stage", "gates", "rollout", "record"}
     assert read_record(client, "registry-test", "2").benchmark == {"accuracy": 0.5, "latency_p95_ms": 3.0}
 
 

@@ -41,7 +41,8 @@ def test_register_read_update_and_find(client):
         registered = register_version(NAME, record, _log_model)
     assert not registered.reused
     tags = client.get_model_version(NAME, registered.version).tags
-    assert set(tags) == {"family", "role", "stage", "served_variant", "record"}
+    assert set(tags) == {"family", "role", "stage", "gates", "rollout", "served_variant", "record"}
+    assert list(tags)[-1] == "record"  # the UI lists tags in the order they were first set: JSON last
     read = records.read_record(client, NAME, registered.version)
     assert read.benchmark == {"accuracy": 0.9512, "latency_p95_ms": 2.81}
     assert read.provenance == record.provenance and read.serving_threads == 1

@@ -4,7 +4,14 @@ import pandas as pd
 import pytest
 
 from mangadistill.config import DataConfig
-from mangadistill.data.cleaning import clean_and_split, near_duplicate_key, scrub_pii, stratified_split
+from mangadistill.data.cleaning import (
+    clean_and_split,
+    near_duplicate_key,
+    pii_counts,
+    scrub_frame,
+    scrub_pii,
+    stratified_split,
+)
 from mangadistill.errors import DataError
 
 
@@ -31,6 +38,67 @@ def test_pii_is_scrubbed(text, kind, secret):
 def test_text_without_pii_is_unchanged():
     text = "how much is volume 12 of one piece? is it $9.99"
     assert scrub_pii(text) == (text, {})
+
+
+# What each kind looks like: (text, kind, the part that must go, what must stay).
+PII_POSITIVES = [
+    ("ship to 12 Baker Street, London NW1 6XE today", "address", "NW1 6XE", "ship to [ADDRESS] today"),
+    ("123 Main St, Springfield, IL 62704", "address", "62704", "[ADDRESS]"),
+    ("I live at 1422 Church Road Apt 31D, Toronto, ON M5V 2T6.", "address", "M5V 2T6", "I live at [ADDRESS]."),
+    ("deliver to 9 Willow Way, Portland, OR 97205-1234 pls", "address", "97205", "deliver to [ADDRESS] pls"),
+    ("send it to 4 Hauptstrasse Lane, Berlin 10115", "address", "10115", "send it to [ADDRESS]"),
+    ("my address is 〒150-0002", "postcode", "150-0002", "my address is [POSTCODE]"),
+    ("〒150-0002 東京都渋谷区渋谷2-21-1 に送って", "postcode", "渋谷2-21-1", "[POSTCODE] に送って"),
+    ("my zip is 62704, is shipping free?", "postcode", "62704", "my zip is [POSTCODE], is shipping free?"),
+    ("postcode: NW1 6XE", "postcode", "NW1 6XE", "postcode: [POSTCODE]"),
+    ("refund to DE89 3704 0044 0532 0130 00 please", "iban", "3704 0044", "refund to [IBAN] please"),
+    ("IBAN GB82WEST12345698765432", "iban", "12345698765432", "IBAN [IBAN]"),
+    ("my iban is fr7630006000011234567890189", "iban", "30006000011234567890189", "my iban is [IBAN]"),
+    ("card 4111 1111 1111 1111 and order MA-483920", "card", "4111", "card [CARD] and order MA-483920"),
+    ("call +44 20 7946 0018 about MA-1234567", "phone", "7946", "call [PHONE] about MA-1234567"),
+]
+
+
+@pytest.mark.parametrize(("text", "kind", "secret", "expected"), PII_POSITIVES)
+def test_new_pii_shapes_are_scrubbed(text, kind, secret, expected):
+    scrubbed, found = scrub_pii(text)
+    assert secret not in scrubbed and scrubbed == expected
+    assert found == {kind: 1}
+
+
+PII_NEGATIVES = [
+    "where is order MA-483920?",
+    "order #123456 never came",
+    "is MA-1234567 shipped? and MA-12345678?",
+    "how much is vol 104 of One Piece, $9.99 or ¥1,320?",
+    "I own volumes 1 to 18 of Dr. Stone, which one is next",
+    "can you explain chapter 100 of Dr. Stone",
+    "ISBN 978-4-08-880723-0, or 9784088807230, or 4-08-880723-X",
+    "the FY24 SALE 2024 ONLY, vol 12 and vol 13",
+    "my order came on 6/27 at 3:15, card exp 09/27",
+    "it was 25% off, 2 for 1500 yen",
+    "ship to London please, zip file of the previews?",
+]
+
+
+@pytest.mark.parametrize("text", PII_NEGATIVES)
+def test_order_numbers_volumes_prices_and_isbns_are_not_pii(text):
+    assert scrub_pii(text) == (text, {})
+
+
+def test_scrubbing_scrubbed_text_changes_nothing():
+    once, _ = scrub_pii(" ".join(text for text, *_ in PII_POSITIVES))
+    assert scrub_pii(once) == (once, {})
+
+
+def test_scrub_frame_scrubs_every_column_named_and_records_the_kinds():
+    frame = scrub_frame(_frame([("mail a@b.co or +1 415-555-0134", "x@y.org"), ("hi", "greeting")]))
+    assert frame["text"].tolist() == ["mail [EMAIL] or [PHONE]", "hi"]
+    assert frame["label"].tolist() == ["[EMAIL]", "greeting"]
+    assert frame["pii"].tolist() == ["email phone email", ""]
+    again = scrub_frame(frame)  # a second pass adds nothing
+    assert again["pii"].tolist() == frame["pii"].tolist()
+    assert pii_counts(again) == (1, {"email": 2, "phone": 1})
 
 
 def test_near_duplicate_key_ignores_case_punctuation_and_spaces():
@@ -84,6 +152,38 @@ def test_pii_is_scrubbed_and_counted_in_the_dataset():
     assert "jo@example.com" not in texts and "[EMAIL]" in texts and "[PHONE]" in texts
     assert dataset.report["rows_with_pii"] == 1
     assert dataset.report["pii_email"] == 1 and dataset.report["pii_phone"] == 1
+
+
+def _stored_text(dataset):
+    return " ".join(pd.concat([dataset.train, dataset.val, dataset.gate, dataset.quarantine]).fillna("").to_numpy().ravel())
+
+
+PII_ROWS = [("refund to jo@example.com or call 415-555-0134", "price"),  # kept
+            ("jo@example.com", ""),                                      # quarantined: no label
+            ("", "+44 20 7946 0018"),                                    # quarantined: empty text, PII label
+            ("what does this cost", "jo@example.com")]                   # quarantined: a label that held PII
+
+
+def test_quarantined_rows_are_scrubbed_too():
+    dataset = clean_and_split(_frame([*_rows(), *PII_ROWS]), _config(labels=None))
+    stored = _stored_text(dataset)
+    assert "jo@example.com" not in stored and "7946" not in stored and "555-0134" not in stored
+    assert dataset.report["quarantined"] == 3 and "[EMAIL]" not in dataset.labels
+    assert dataset.report["rows_with_pii"] == 4 and dataset.report["pii_email"] == 3
+    assert dataset.report["pii_scrubbed_in_cleaning"] == 5  # this frame did not come through a reader
+
+
+def test_rows_from_a_reader_are_counted_once_and_the_second_pass_finds_nothing(tmp_path):
+    from mangadistill.data.loaders import read_csv
+
+    path = tmp_path / "rows.csv"
+    _frame([*_rows(), *PII_ROWS]).to_csv(path, index=False)
+    raw = read_csv(path)
+    for scrub in (True, False):  # cleaning.scrub_pii only switches the second pass
+        dataset = clean_and_split(raw, _config(labels=None, cleaning={"scrub_pii": scrub}))
+        assert "jo@example.com" not in _stored_text(dataset)
+        assert dataset.report["rows_with_pii"] == 4 and dataset.report["pii_email"] == 3
+        assert dataset.report["pii_phone"] == 2 and dataset.report["pii_scrubbed_in_cleaning"] == 0
 
 
 def test_split_is_stratified_deterministic_and_disjoint():

@@ -58,8 +58,13 @@ def _outside(found: list[str], owner: str) -> list[str]:
 
 # ------------------------------------------------------------------------------ (a) version tags
 def _run_tags(node: ast.Attribute, calls: set[int]) -> bool:
-    """``run.data.tags`` is an MLflow *run*'s tags, not a model version's."""
-    return isinstance(node.value, ast.Attribute) and node.value.attr == "data"
+    """``run.data.tags`` is an MLflow *run*'s tags and ``client.get_registered_model(name).tags`` the registered
+    model's (the stage-move lease), not a model version's."""
+    if isinstance(node.value, ast.Attribute) and node.value.attr == "data":
+        return True
+    value = node.value
+    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+            and value.func.attr == "get_registered_model")
 
 
 def test_model_version_tags_are_read_and_written_only_by_the_record_module():

@@ -59,7 +59,7 @@ def test_rich_record_round_trips_through_its_tags():
     assert body["schema"] == SCHEMA_VERSION
 
 
-def test_glance_tags_are_few_readable_and_empty_ones_are_left_out():
+def test_glance_tags_are_few_readable_and_unset_optional_ones_are_left_out():
     tags = _rich_record().to_tags()
     assert len(tags) <= 8 and set(tags) <= GLANCE | {"record"}
     assert tags["gates"] == "offline pass, shadow fail"
@@ -68,8 +68,9 @@ def test_glance_tags_are_few_readable_and_empty_ones_are_left_out():
     assert all("\n" not in value and len(value) <= 300 for key, value in tags.items() if key != "record")
 
     fresh = VersionRecord(family="intent").to_tags()
-    assert set(fresh) == {"family", "role", "stage", "record"}  # no gates, rollout, variant or flag yet
+    assert set(fresh) == {"family", "role", "stage", "gates", "rollout", "record"}  # no variant or flag yet
     assert fresh["role"] == "student" and fresh["stage"] == "none"
+    assert fresh["gates"] == "-" and fresh["rollout"] == "not started"  # fixed places in the UI's tag list
     assert VersionRecord(family="intent").gate_summary() == "-"
 
 
