@@ -2,7 +2,8 @@
 """MangaAssist distillation: run a pipeline, open the MLflow UI on the project's store, or serve a model.
 
 Exit codes: 0 success, 1 pipeline failed, 2 bad config, 3 bad data, 4 model does not load, 5 a promotion
-gate failed (nothing promoted), 6 a rollback trigger fired, 130 interrupted.
+gate failed (nothing promoted), 6 a rollback trigger fired, 7 the model registry failed (nothing decided on it),
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
         "MLflow store: $MLFLOW_TRACKING_URI if set, else sqlite:///<project>/mlruns/mlflow.db.\n"
         "ZenML store: ZenML's default, or $ZENML_CONFIG_PATH if set.\n"
         "exit codes: 0 ok, 1 pipeline failed, 2 bad config, 3 bad data, 4 model does not load,\n"
-        "            5 a promotion gate failed (nothing promoted), 6 a rollback trigger fired.",
+        "            5 a promotion gate failed (nothing promoted), 6 a rollback trigger fired,\n"
+        "            7 the model registry failed or is busy (nothing was decided on the failure).",
     )
     parser.add_argument("--pipeline", choices=sorted(PIPELINES), help="pipeline to run")
     parser.add_argument("--config", type=Path, help="YAML config (default: configs/<pipeline>.yaml)")
@@ -71,7 +73,8 @@ def _serve(args: argparse.Namespace) -> int:
     uri, port = mlflow_tracking_uri(), args.port or 8000
     name = args.model or get_family(args.serve).model_name
     follower = RegistryFollower(name, tracking_uri=uri, poll_seconds=args.poll_seconds)
-    access = f"requires 'Authorization: Bearer ${API_KEY_ENV}'" if api_key else f"is open (set ${API_KEY_ENV} to require a key)"
+    access = (f"requires 'Authorization: Bearer ${API_KEY_ENV}'" if api_key
+              else f"is open (set ${API_KEY_ENV} to require a key)")
     print(f"serving {name}@production from {uri} on http://{args.host}:{port}; /predict {access} (Ctrl+C to stop)",
           flush=True)
     with _stop_signals():
@@ -122,24 +125,26 @@ class _Stopped(Exception):
         self.exit_code = 0 if signum == signal.SIGINT else 128 + signum  # Ctrl+C is how a server is stopped
 
 
-@contextlib.contextmanager
-def _stop_signals():
+class _stop_signals:  # noqa: N801 - used as `with _stop_signals():`
     """Inside: the first SIGTERM or SIGINT raises `_Stopped`; later ones are ignored so the cleanup that follows
     is not cut short. The previous handlers come back on exit."""
-    import signal
 
-    handled = (signal.SIGTERM, signal.SIGINT)
+    def __enter__(self) -> None:
+        import signal
 
-    def stop(signum, frame):
-        for sig in handled:
-            signal.signal(sig, signal.SIG_IGN)
-        raise _Stopped(signum)
+        handled = (signal.SIGTERM, signal.SIGINT)
 
-    previous = {sig: signal.signal(sig, stop) for sig in handled}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
+        def stop(signum, frame):
+            for sig in handled:
+                signal.signal(sig, signal.SIG_IGN)
+            raise _Stopped(signum)
+
+        self._previous = {sig: signal.signal(sig, stop) for sig in handled}
+
+    def __exit__(self, *exc_info) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
 
@@ -148,24 +153,24 @@ def _stop_process_group(child: subprocess.Popen, grace_s: float = 15.0) -> None:
     import signal
     import time
 
-    def group_alive() -> bool:
+    def signal_group(sig: int) -> bool:
         try:
-            os.killpg(child.pid, 0)
-        except ProcessLookupError:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:  # no process left in the group
             return False
         return True
 
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(child.pid, signal.SIGTERM)
+    signal_group(signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    with contextlib.suppress(subprocess.TimeoutExpired):
+    try:
         child.wait(grace_s)
-    while group_alive() and time.monotonic() < deadline:
+    except subprocess.TimeoutExpired:
+        pass
+    while signal_group(0) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if group_alive():
+    if signal_group(0):
         print(f"MLflow UI processes still running {grace_s:.0f} s after SIGTERM; killing them", file=sys.stderr)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)
+        signal_group(signal.SIGKILL)
     child.wait()
 
 
@@ -294,8 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     log = _RunLog(args.pipeline, sys.argv[1:] if argv is None else argv)  # before zenml's import: its set-up logs too
     from pipelines.stack import activate_existing_stack, ensure_stack
 
+    tracking_uri = ""
     try:
         stack = activate_existing_stack(args.stack) if args.stack else ensure_stack()
+        tracking_uri = stack.tracking_uri
         print(f"stack {stack.name}; MLflow store {stack.tracking_uri}")
         module = entry.load()
         pipeline = getattr(module, args.pipeline).with_options(enable_cache=not args.no_cache)
@@ -308,9 +315,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug's traceback is on the console above; every traceback is in the log file
-        from pipelines.failures import user_error_of_last_run
+        from pipelines.failures import registry_unreachable, user_error_of_last_run
 
-        cause = user_error_of_last_run(args.pipeline)  # a step stopped on a problem the user can fix
+        # a step stopped on a problem the user can fix, or the tracking server went away under the run
+        cause = user_error_of_last_run(args.pipeline) or registry_unreachable(tracking_uri)
         if cause is not None:
             return log.fail(cause.exit_code, str(cause))
         return log.fail(1, f"pipeline {args.pipeline} failed: {exc}")

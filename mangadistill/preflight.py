@@ -54,6 +54,7 @@ def check_data(data: DataConfig) -> None:
     """A user's data file reads, has text and label, and holds enough rows for the split (header and count only)."""
     if data.path is None:  # the bundled generator
         return
+    from mangadistill.data.cleaning import scrub_pii
     from mangadistill.data.loaders import EXPECTED_LAYOUT, REQUIRED_COLUMNS, inspect_file
 
     path = Path(data.path)
@@ -66,7 +67,8 @@ def check_data(data: DataConfig) -> None:
                         f"{EXPECTED_LAYOUT['jsonl']}")
     missing = [column for column in REQUIRED_COLUMNS if column not in found.columns]
     if missing and found.columns:
-        raise DataError(f"{path}: missing {what} {', '.join(missing)}; found {', '.join(found.columns)} "
+        shown = ", ".join(scrub_pii(column)[0] for column in found.columns)  # a headerless file's first row
+        raise DataError(f"{path}: missing {what} {', '.join(missing)}; found {shown} "
                         f"({EXPECTED_LAYOUT[data.source]})")
     if found.rows == 0:
         raise DataError(f"{path}: no rows{' below the header' if data.source == 'csv' else ''}; "

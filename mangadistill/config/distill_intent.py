@@ -150,7 +150,9 @@ class Stage2StopConfig(StrictModel):
     required: int = Field(2, ge=1, le=3, description="How many of the 3 conditions must hold.")
     patience: int = Field(2, ge=1, le=100, description="Consecutive epochs the conditions must hold.")
     kd_loss: Literal["val_loss_kd", "loss_kd"] = Field(
-        "val_loss_kd", description="KD loss watched: on the validation split (runbook 10.1) or the training average."
+        "val_loss_kd",
+        description="KD loss watched: on the validation split (runbook 10.1) or the training average (loss_kd: "
+        "logged only while kd.alpha > 0).",
     )
 
 

@@ -33,7 +33,7 @@ from mangadistill.evaluation.metrics import classification_metrics
 from mangadistill.losses.intermediate import LayerMatcher
 from mangadistill.losses.kd import LossInputs, WeightedLoss, entropy, soft_label_kd_loss
 from mangadistill.training.checkpoints import StageCheckpoints
-from mangadistill.training.stop_rules import NonFiniteMetricError, StopDecision, select_deployment_epoch
+from mangadistill.training.stop_rules import UnjudgeableMetricError, StopDecision, select_deployment_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -438,15 +438,16 @@ def train_classifier(
 def _decide(rule: StopRule | None, history: list[dict[str, float]], epoch: int) -> StopDecision | None:
     """The stop rule's verdict after `epoch`.
 
-    A metric the rule cannot judge because it is not finite (rare-class recall is NaN when validation
-    holds no rare-class row) leaves the stage to its epoch budget, with a warning and that reason; a
-    metric missing from the record is a mistake (`check_stop_rule` rules it out before training) and raises.
+    A value the rule documents it cannot judge (not finite: rare-class recall is NaN when validation holds
+    no rare-class row; or a negative loss) leaves the stage to its epoch budget from that epoch on, with a
+    warning and that reason as every later decision. A metric missing from the record is a mistake
+    (`check_stop_rule` rules it out before training) and raises.
     """
     if rule is None:
         return None
     try:
         return rule.decide(history)
-    except NonFiniteMetricError as exc:
+    except UnjudgeableMetricError as exc:
         reason = f"stop rule not applied after epoch {epoch}: {exc}"
         logger.warning(reason)
         return StopDecision(stop=False, reason=reason, epoch=epoch)

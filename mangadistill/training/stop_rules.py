@@ -25,8 +25,8 @@ Conventions:
   (ending the run, saving a checkpoint) belongs to the caller.
 - A rule names the metrics it reads (``metric_keys``), so a caller can check them against what its
   training loop logs before the first epoch. A record without one of them is a `MissingMetricError`
-  (a mistake: fail); a metric that is present but not finite is a `NonFiniteMetricError`: the rule
-  cannot judge that epoch (e.g. rare-class recall is NaN when validation holds no rare-class row), and
+  (a mistake: fail); a value the rule cannot judge (not finite, or a negative loss) is an
+  `UnjudgeableMetricError` (e.g. rare-class recall is NaN when validation holds no rare-class row), and
   the caller decides what that means.
 """
 
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "DeploymentChoice",
     "MissingMetricError",
-    "NonFiniteMetricError",
+    "UnjudgeableMetricError",
     "Stage1StopRule",
     "Stage2StopRule",
     "StopDecision",
@@ -60,8 +60,8 @@ class MissingMetricError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class NonFiniteMetricError(ValueError):
-    """A metric the rule reads is NaN or infinite at some epoch: the rule cannot judge it."""
+class UnjudgeableMetricError(ValueError):
+    """A metric the rule reads has a value it cannot judge at some epoch: NaN or infinite, or a negative loss."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _metric(record: Mapping[str, float], key: str, epoch: int) -> float:
         )
     value = float(record[key])
     if not math.isfinite(value):
-        raise NonFiniteMetricError(
+        raise UnjudgeableMetricError(
             f"epoch {epoch}: metric {key!r} is {value}; a stop rule cannot judge a non-finite value"
         )
     return value
@@ -140,7 +140,9 @@ def _relative_improvement(prev: float, cur: float, reference: float | None = Non
     """
     reference = prev if reference is None else reference
     if prev < 0 or reference < 0:
-        raise ValueError(f"relative improvement needs non-negative losses, got {prev} and reference {reference}")
+        raise UnjudgeableMetricError(
+            f"relative improvement needs non-negative losses, got {prev} and reference {reference}"
+        )
     if reference == 0:
         return 0.0 if cur == prev else -math.inf
     return (prev - cur) / reference
@@ -230,8 +232,8 @@ class _ConsecutiveEpochRule:
     def decide(self, history: History) -> StopDecision:
         """Decide whether to stop after the last epoch of `history` (all epochs so far, oldest first).
 
-        Raises ValueError on an empty history or non-increasing epochs, `NonFiniteMetricError` (a ValueError)
-        on a non-finite metric, and `MissingMetricError` (a KeyError naming the key and the epoch) when a
+        Raises ValueError on an empty history or non-increasing epochs, `UnjudgeableMetricError` (a ValueError)
+        on a non-finite metric or a negative loss, and `MissingMetricError` (a KeyError naming the key and the epoch) when a
         record lacks a metric the rule reads.
         """
         if not history:

@@ -1,10 +1,13 @@
-"""End to end: distill_intent (smoke) once, then promote_intent, monitor_intent and rollback_intent through the
-real CLI in throwaway ZenML and MLflow stores, checking the registry after each step.
+"""End to end against a real MLflow tracking server (`mlflow server`, SQLite backend, on loopback, over HTTP):
+distill_intent (smoke) once, then promote_intent, monitor_intent and rollback_intent through the real CLI
+in a throwaway ZenML store, checking the registry after each step; then the server is stopped in the
+middle of a promotion.
 
 a failing gate -> exit 5, nothing moved (the teacher bootstrapped into production); the smoke gates -> the
 student through staging, shadow and rollout into production, the teacher archived as last-known-good; a
 rollback trigger on a labelled traffic log -> production back to the teacher, exit 6; a manual rollback
-to a named version; an empty traffic log -> one-line error, exit 3.
+to a named version; an empty traffic log -> one-line error, exit 3; the registry going away mid-promotion
+-> one-line error, exit 7, no alias moved on the failure, and the next run completes the promotion.
 """
 
 import json
@@ -18,7 +21,7 @@ from mangadistill.data.synthetic import generate_intent_dataset
 from mangadistill.config import read_layered
 from mangadistill.lifecycle import stages
 from mangadistill.lifecycle.record import read_record
-from tests.e2e._cli import run_cli
+from tests.e2e._cli import free_port, run_cli, start_mlflow_server, stop_process_group
 
 pytestmark = pytest.mark.e2e
 
@@ -37,11 +40,23 @@ def _out(result) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("promote-e2e")
-    env = {**os.environ, "ZENML_CONFIG_PATH": str(root / "zenml"),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "ZENML_ANALYTICS_OPT_IN": "false"}
-    result = _run(env, root, "--pipeline", "distill_intent", "--config", str(CONFIGS / "distill_intent_smoke.yaml"))
-    assert result.returncode == 0, _out(result)
-    return root, env, MlflowClient(env["MLFLOW_TRACKING_URI"])
+    port = free_port()
+    server = {"process": start_mlflow_server(root, port)}
+    uri = f"http://127.0.0.1:{port}"
+    # a registry that is down should fail fast, not after MLflow's default 7 retries with backoff
+    env = {**os.environ, "ZENML_CONFIG_PATH": str(root / "zenml"), "MLFLOW_TRACKING_URI": uri,
+           "ZENML_ANALYTICS_OPT_IN": "false", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+           "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+    saved = {key: os.environ.get(key) for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update({key: env[key] for key in saved})  # this process's client too
+    try:
+        result = _run(env, root, "--pipeline", "distill_intent", "--config", str(CONFIGS / "distill_intent_smoke.yaml"))
+        assert result.returncode == 0, _out(result)
+        yield root, env, MlflowClient(uri), server, port
+    finally:
+        stop_process_group(server["process"])
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
 def _config(root: Path, name: str, base: str, **changes) -> Path:
@@ -58,7 +73,7 @@ def _config(root: Path, name: str, base: str, **changes) -> Path:
 
 
 def test_life_cycle_through_the_cli(world):
-    root, env, client = world
+    root, env, client = world[:3]
     student = "1"
 
     # a gate the tiny smoke student cannot pass: exit 5, gate named, the student stays where it was
@@ -111,7 +126,7 @@ def test_life_cycle_through_the_cli(world):
 
 
 def test_empty_traffic_log_is_a_one_line_data_error(world):
-    root, env, _ = world
+    root, env = world[:2]
     (root / "empty.csv").write_text("")
     config = _config(root, "empty.yaml", "monitor_intent_smoke.yaml", traffic={"source": "csv", "path": "empty.csv"})
     result = _run(env, root, "--pipeline", "monitor_intent", "--config", str(config), timeout=120)
@@ -120,6 +135,38 @@ def test_empty_traffic_log_is_a_one_line_data_error(world):
 
 
 def test_version_flag_only_where_it_applies(world):
-    root, env, _ = world
+    root, env = world[:2]
     result = _run(env, root, "--pipeline", "monitor_intent", "--version", "1", timeout=120)
     assert result.returncode == 2 and "--version applies to" in result.stderr
+
+
+def test_registry_going_away_mid_promotion_stops_with_one_line_and_moves_nothing(world):
+    """Promote the (rolled-back) teacher by name; stop the server when the shadow step starts."""
+    import subprocess
+    import sys
+
+    root, env, client, server, port = world
+    before = stages.aliases(client, MODEL)
+    teacher = next(v for v in ("1", "2", "3") if read_record(client, MODEL, v).role == "teacher")
+    command = [sys.executable, str(PROJECT_ROOT / "run.py"), "--pipeline", "promote_intent", "--config",
+               str(CONFIGS / "promote_intent_smoke.yaml"), "--version", teacher]
+    promotion = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+    seen = []
+    for line in promotion.stdout:  # stop the registry as soon as the candidate is staged and the shadow starts
+        seen.append(line)
+        if "evaluate_shadow" in line and "started" in line:
+            stop_process_group(server["process"])
+            break
+    out, err = promotion.communicate(timeout=600)
+    stdout = "".join(seen) + out
+    assert promotion.returncode == 7, stdout[-3000:] + err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("error: model registry"), err[-2000:]
+
+    server["process"] = start_mlflow_server(root, port)  # the registry is back
+    after = stages.aliases(client, MODEL)
+    assert after["production"] == before["production"]  # the failure decided nothing
+    assert after.get("staging") == teacher  # what happened before the outage (offline gates passed) stays
+    again = _run(env, root, *command[2:])
+    assert again.returncode == 0, _out(again)
+    assert stages.version_in_stage(client, MODEL, stages.PRODUCTION) == teacher

@@ -26,3 +26,14 @@ def test_other_exceptions_stay_failures():
     assert _error_class(TRACEBACK.replace("{last}", "mangadistill.nowhere.Missing: gone")) is None
     assert _error_class(TRACEBACK.replace("{last}", "os.system: never imported from outside the project")) is None
     assert _error_class("") is None
+
+
+def test_a_registry_client_failure_raised_outside_the_life_cycle_is_a_registry_error():
+    from mangadistill.lifecycle.faults import RegistryError
+    from pipelines.failures import _as_user_error
+
+    last = "mlflow.exceptions.MlflowException: API request to http://127.0.0.1:5999/api/2.0/mlflow/runs/create failed"
+    error = _as_user_error(TRACEBACK.replace("{last}", last), "API request to http://127.0.0.1:5999 failed")
+    assert isinstance(error, RegistryError) and error.exit_code == 7
+    assert str(error).startswith("model registry error: API request") and "nothing was decided" in str(error)
+    assert _as_user_error(TRACEBACK.replace("{last}", "KeyError: 'x'"), "x") is None

@@ -3,13 +3,26 @@
 import dataclasses
 import itertools
 
+import numpy as np
 import pytest
+import torch
 
-from mangadistill.config import Stage1StopConfig
-from mangadistill.training.distill import stage1_stop_rule
-from mangadistill.training.loop import TrainResult
+from mangadistill.config import (
+    DistillIntentConfig,
+    KDConfig,
+    Stage1Config,
+    Stage1StopConfig,
+    TrainingConfig,
+    parse_config,
+)
+from mangadistill.errors import ConfigError
+from mangadistill.losses.kd import distillation_loss, feature_transfer_loss, fine_tune_loss
+from mangadistill.training.distill import stage1_stop_rule, stage2_stop_rule
+from mangadistill.training.loop import ClassificationTask, TrainResult, _decide, epoch_metric_names, train_classifier
 from mangadistill.training.stop_rules import (
     DeploymentChoice,
+    MissingMetricError,
+    UnjudgeableMetricError,
     Stage1StopRule,
     Stage2StopRule,
     StopDecision,
@@ -411,3 +424,109 @@ def test_stage1_report_never_marks_a_deployment_candidate_and_names_the_epoch_bu
     assert report.summary == ("3 epochs (epoch budget), loss_feature 1.842 -> 0.944, kept epoch 3 "
                               "(probe_val_accuracy 82.6%)")
 
+
+
+# ---------------------------------------------- a rule reads only metrics its stage logs (config, loop, errors)
+
+
+def test_missing_and_non_finite_metrics_are_distinct_errors():
+    history = [dict(r) for r in TABLE_6_7[:3]]
+    del history[2]["loss_kd"]
+    with pytest.raises(MissingMetricError) as missing:
+        Stage2StopRule(kd_loss_key="loss_kd").decide(history)
+    assert isinstance(missing.value, KeyError) and str(missing.value).startswith("epoch 3 has no metric 'loss_kd'")
+    nan = [TABLE_6_7[0], {**TABLE_6_7[1], "rare_class_recall": float("nan")}]
+    with pytest.raises(UnjudgeableMetricError, match="epoch 2: metric 'rare_class_recall' is nan"):
+        Stage2StopRule(kd_loss_key="loss_kd").decide(nan)
+
+
+def test_rules_name_the_metrics_they_read():
+    assert Stage1StopRule().metric_keys == ("loss_feature", "loss_attention", "probe_val_accuracy")
+    assert Stage2StopRule(kd_loss_key="val_loss_kd").metric_keys == ("val_accuracy", "rare_class_recall", "val_loss_kd")
+
+
+def test_a_stage2_rule_on_loss_kd_without_the_kd_term_is_a_config_error():
+    raw = {"student": {"stage2": {"kd": {"alpha": 0.0}, "stop": {"kd_loss": "loss_kd"}}}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, DistillIntentConfig, source="x.yaml")
+    assert str(caught.value).startswith("x.yaml: student.stage2: stop.kd_loss: 'loss_kd' is not logged when kd.alpha is 0")
+    assert caught.value.exit_code == 2
+    for fine in ({"kd_loss": "val_loss_kd"}, {"kd_loss": "loss_kd", "enabled": False}):
+        parse_config({"student": {"stage2": {"kd": {"alpha": 0.0}, "stop": fine}}}, DistillIntentConfig)
+
+
+def _task(n_val=6, refusal=True):
+    texts = [f"query {i}" for i in range(12)]
+    labels = np.array([i % 3 for i in range(12)])
+    logits = np.eye(3, dtype=np.float32)[labels] * 4
+    return ClassificationTask(texts, labels, texts[:n_val], labels[:n_val], num_labels=3, rare_ids=[2],
+                              refusal_id=0 if refusal else None, train_teacher_logits=logits,
+                              val_teacher_logits=logits[:n_val])
+
+
+@pytest.mark.parametrize(("alpha", "kd_loss", "feature_weight"),
+                         itertools.product((0.0, 0.7, 1.0), ("val_loss_kd", "loss_kd"), (0.0, 1.0)))
+def test_every_stage2_config_that_validates_has_a_rule_whose_metrics_stage2_logs(alpha, kd_loss, feature_weight):
+    """The config validator is exact: it rejects precisely the Stage 2 configs whose rule would read a missing metric."""
+    stage2 = {"kd": {"alpha": alpha, "feature_weight": feature_weight}, "stop": {"kd_loss": kd_loss}}
+    logged = epoch_metric_names(distillation_loss(KDConfig(alpha=alpha, feature_weight=feature_weight)), _task())
+    rule = Stage2StopRule(kd_loss_key=kd_loss)
+    try:
+        config = parse_config({"student": {"stage2": stage2}}, DistillIntentConfig)
+    except ConfigError:
+        assert not set(rule.metric_keys) <= logged
+    else:
+        assert set(stage2_stop_rule(config.student.stage2.stop).metric_keys) <= logged
+
+
+@pytest.mark.parametrize(("feature_weight", "attention_weight"), [(1.0, 1.0), (0.0, 1.0), (1.0, 0.0)])
+def test_stage1_rule_reads_what_stage1_logs_for_any_loss_weights(feature_weight, attention_weight):
+    stage1 = Stage1Config(feature_weight=feature_weight, attention_weight=attention_weight)
+    logged = epoch_metric_names(feature_transfer_loss(stage1), _task(), probe=True)
+    assert set(stage1_stop_rule(stage1.stop).metric_keys) <= logged
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from mangadistill.config import PACKAGED_MINILM
+    from mangadistill.models.encoders import load_tokenizer, resolve_model_path
+
+    tokenizer = load_tokenizer(resolve_model_path(PACKAGED_MINILM))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, num_labels=3)
+    return BertForSequenceClassification(config), tokenizer
+
+
+@pytest.mark.parametrize(("loss", "probe", "refusal"),
+                         [(distillation_loss(KDConfig()), False, True), (fine_tune_loss(), True, False)])
+def test_epoch_metric_names_are_the_keys_the_loop_logs(tiny, loss, probe, refusal):
+    model, tokenizer = tiny
+    task = _task(refusal=refusal)
+    result = train_classifier(model, tokenizer, task, loss, TrainingConfig(epochs=1, batch_size=6, max_length=8),
+                              temperature=4.0, probe=probe)
+    assert set(result.history[0]) == epoch_metric_names(loss, task, probe)
+
+
+def test_a_rule_reading_an_unlogged_metric_stops_before_the_first_epoch(tiny):
+    model, tokenizer = tiny
+    epochs = []
+    with pytest.raises(ConfigError, match=r"the stage 2 stop rule reads 'loss_kd', which stage 2 does not log"):
+        train_classifier(model, tokenizer, _task(), fine_tune_loss(), TrainingConfig(epochs=1, max_length=8),
+                         desc="stage 2", stop_rule=Stage2StopRule(kd_loss_key="loss_kd"), on_epoch_end=epochs.append)
+    assert epochs == []
+
+
+def test_the_loop_raises_on_a_missing_metric_and_waits_out_a_nan_one():
+    rule = Stage2StopRule(kd_loss_key="loss_kd")
+    history = [dict(r) for r in TABLE_6_7[:2]]
+    del history[1]["loss_kd"]
+    with pytest.raises(MissingMetricError):
+        _decide(rule, history, 2)
+    # no rare-class row in validation: recall is NaN, which the rule cannot judge; the stage runs its epoch budget
+    nan = [{**r, "rare_class_recall": float("nan")} for r in TABLE_6_7[:2]]
+    decision = _decide(rule, nan, 2)
+    assert not decision.stop and decision.reason.startswith("stop rule not applied after epoch 2: epoch 1: metric "
+                                                            "'rare_class_recall' is nan")
