@@ -1,14 +1,16 @@
 """The service's Prometheus metrics: one `CollectorRegistry` per app (prometheus_client), family-neutral names.
 
-| metric | type | what it counts |
-|---|---|---|
-| ``mangadistill_requests_total{endpoint,status}`` | counter | HTTP responses by endpoint (``/predict``, ``/health``, ``/metrics``, ``other``) and status code |
-| ``mangadistill_predicted_texts_total`` | counter | texts answered by the model |
-| ``mangadistill_predict_latency_seconds`` | histogram | successful ``/predict`` requests: waiting for the model + the model |
-| ``mangadistill_model_info{name,version,stage}`` | info | the registry version being served (``none`` before the first load) |
-| ``mangadistill_model_swaps_total`` | counter | times a new registry version replaced the served one without a restart |
-| ``mangadistill_model_swap_failures_total`` | counter | times a version the alias pointed at did not load or answer, so it was not swapped in |
-| ``mangadistill_model_degraded`` | gauge | 1 while the served version is not what the registry says (or the last poll failed) |
+- ``mangadistill_requests_total{endpoint,status}`` (counter): HTTP responses by endpoint (``/predict``,
+  ``/health``, ``/metrics``, or ``other`` for any other path, so the label values stay few) and status code;
+- ``mangadistill_predicted_texts_total`` (counter): texts answered by the model;
+- ``mangadistill_predict_latency_seconds`` (histogram): successful ``/predict`` requests, waiting for the
+  model plus the model;
+- ``mangadistill_model_info{name,version,stage}`` (info): the registry version being served (``none``
+  before the first load);
+- ``mangadistill_model_swaps_total`` (counter): a new registry version replaced the served one, no restart;
+- ``mangadistill_model_swap_failures_total`` (counter): a version the alias pointed at did not load or
+  answer its warm-up query, so it was not swapped in;
+- ``mangadistill_model_degraded`` (gauge): 1 while /health says ``degraded`` or ``unavailable``.
 
 The model's metrics are read from the `RegistryFollower` at scrape time, so they cannot drift from /health.
 """

@@ -2,6 +2,7 @@
 
 Moving the `production` alias with MlflowClient (what the MLflow UI does) changes the served version
 within 10 s, without a restart and without a failed request; /health, /metrics and 4xx errors over HTTP.
+A failed gate, a broken version, an alias move under load and the API key: `test_serving_reliability.py`.
 """
 
 import os
@@ -15,8 +16,10 @@ import httpx
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from mangadistill.lifecycle import stages
+from tests.unit.test_serving_app import assert_one_error
 from tests.integration._tiny_models import register, tiny_onnx_classifier, use_experiment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -48,8 +51,8 @@ def store(tmp_path_factory):
     return uri, client, v1, v2
 
 
-def start_server(uri: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+def start_server(uri: str, port: int, **env_vars: str) -> subprocess.Popen:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **env_vars}
     return subprocess.Popen([sys.executable, str(PROJECT_ROOT / "run.py"), "--serve", "intent", "--port", str(port),
                              "--poll-seconds", "1"], env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -105,18 +108,34 @@ def test_serves_production_and_follows_an_alias_moved_by_hand(server):
     elapsed = time.monotonic() - moved
     assert versions[-1] == v2, f"still serving {versions[-1]} {elapsed:.1f} s after the alias moved"
     assert set(statuses) == {200}  # no failed request during the swap
-    metrics = httpx.get(f"{base}/metrics", timeout=5).text
-    assert f'intent_model_info{{name="{NAME}",version="{v2}",stage="production"}} 1' in metrics
-    assert "intent_model_swaps_total 1" in metrics
-    assert 'intent_requests_total{endpoint="/predict",status="200"}' in metrics
-    assert "intent_predict_latency_ms_bucket" in metrics
+    assert metric(base, "mangadistill_model_info", name=NAME, version=v2, stage="production") == 1
+    assert metric(base, "mangadistill_model_swaps_total") == 1
+    assert metric(base, "mangadistill_requests_total", endpoint="/predict", status="200") == len(statuses) + 1
+    assert metric(base, "mangadistill_predict_latency_seconds_count") == len(statuses) + 1
+
+
+def metric(base: str, metric_name: str, **labels: str) -> float | None:
+    """One sample of the server's /metrics page, read with prometheus_client's parser."""
+    for family in text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=5).text):
+        for sample in family.samples:
+            if sample.name == metric_name and sample.labels == labels:
+                return sample.value
+    return None
 
 
 def test_bad_requests_are_4xx_over_http(server):
-    base = server[0]
-    too_many = httpx.post(f"{base}/predict", json={"texts": ["hi"] * 65}, timeout=10)
-    assert too_many.status_code == 413 and "limit is 64" in too_many.json()["error"]
-    assert httpx.post(f"{base}/predict", json={"text": ""}, timeout=10).status_code == 422
-    assert httpx.post(f"{base}/predict", content=b"nope", headers={"content-type": "application/json"},
-                      timeout=10).status_code == 422
-    assert httpx.get(f"{base}/predict", timeout=10).status_code == 405
+    """A few rows of the unit test's table through uvicorn, with the production limits (64 texts, 256 kB)."""
+    base, json_type = server[0], {"content-type": "application/json"}
+    assert_one_error(httpx.post(f"{base}/predict", json={"texts": ["hi"] * 65}, timeout=10), 413, "limit is 64")
+    assert_one_error(httpx.post(f"{base}/predict", json={"text": ""}, timeout=10), 422, "text 0 is empty")
+    assert_one_error(httpx.post(f"{base}/predict", content=b"nope", headers=json_type, timeout=10), 400,
+                     "not valid JSON")
+    assert_one_error(httpx.post(f"{base}/predict", content=b'{"text": "\xc3("}', headers=json_type, timeout=10),
+                     400, "not valid UTF-8")
+    assert_one_error(httpx.post(f"{base}/predict", content=b'{"text": "' + b"a" * 300_000 + b'"}',
+                                headers=json_type, timeout=10), 413, "the limit is 256000")
+    chunks = (part for part in (b'{"texts": [', b'"a",' * 70_000, b'"a"]}'))  # no content-length: chunked
+    assert_one_error(httpx.post(f"{base}/predict", content=chunks, headers=json_type, timeout=10), 413,
+                     "the limit is 256000")
+    assert_one_error(httpx.get(f"{base}/predict", timeout=10), 405, "Method Not Allowed")
+    assert httpx.post(f"{base}/predict", json={"text": "still up?"}, timeout=10).status_code == 200

@@ -1,5 +1,6 @@
 """Slow checks of serving and the registry UI (run with `-m slow`): a 30 s load test with 8 concurrent clients
-(zero errors) and headless Chromium finding the `production` alias on the promoted version in the MLflow UI."""
+that moves the `production` alias 10 s in (zero errors, both versions answer; the benchmark's own CLI) and
+headless Chromium finding the `production` alias on the promoted version in the MLflow UI."""
 
 import json
 import os
@@ -19,14 +20,17 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def test_load_30s_8_clients_has_no_errors(server):  # noqa: F811
+def test_load_30s_8_clients_with_an_alias_move_has_no_errors(store, server):  # noqa: F811
+    uri, _, v1, v2 = store
     base = server[0]
     result = subprocess.run([sys.executable, str(PROJECT_ROOT / "benchmarks" / "load_test_serving.py"), "--url", base,
-                             "--seconds", "30", "--concurrency", "8"], capture_output=True, text=True, timeout=180,
-                            check=False)
+                             "--seconds", "30", "--concurrency", "8", "--swap-to", v2, "--swap-after", "10"],
+                            env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True,
+                            timeout=180, check=False)
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    print(report)
+    print(json.dumps(report))
     assert result.returncode == 0 and report["errors"] == 0 and report["ok"] > 100, report
+    assert report["model_versions"] == sorted({v1, v2}) and report["swap"]["errors"] == 0, report
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs headless Chromium")

@@ -34,7 +34,8 @@ def _gated(*decisions: str) -> VersionRecord:
 class _Follower:
     """Stands in for RegistryFollower: a fixed loaded version, no registry."""
 
-    model_name, stage, poll_seconds, swaps, swap_failures, last_error, last_poll = "m", "production", 2.0, 0, 0, None, None
+    model_name, stage, poll_seconds, last_error, last_poll = "m", "production", 2.0, None, None
+    swaps = swap_failures = 0
 
     def __init__(self, loaded: bool = True, model=None, record: VersionRecord | None = None, flag: str | None = None):
         record = record or _gated("pass", "pass")
@@ -119,6 +120,12 @@ def test_malformed_requests_get_a_4xx_with_one_error_shape(client, method, path,
 def test_the_table_holds_every_kind_and_the_server_stays_up(client):
     assert len(MALFORMED) >= 11 and {case[4] for case in MALFORMED} == {400, 404, 405, 413, 415, 422}
     assert client.post("/predict", json={"text": "hi"}).status_code == 200  # still answering after all of them
+
+
+def test_json_nested_too_deep_for_the_parser_is_a_400_with_the_same_shape():
+    with TestClient(create_app(_Follower()), raise_server_exceptions=False) as c:  # the real 256 kB limit
+        bomb = b'{"texts": ' + b"[" * 120_000 + b"]" * 120_000 + b"}"  # 240 kB: under the limit
+        assert_one_error(c.post("/predict", content=bomb, headers=JSON), 400, "error parsing the body")
 
 
 def test_predict_single_and_batch(client):
