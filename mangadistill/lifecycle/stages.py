@@ -78,9 +78,10 @@ class RegistryBusyError(RegistryError):
 
 #: Registered-model tag holding the move lease: {"owner": ..., "at": epoch seconds}.
 LOCK_TAG = "lifecycle.lock"
-#: A lease older than this is abandoned (its run was killed) and may be taken over.
-LOCK_TTL_S = 120.0
-#: How long a move waits for another run's lease before giving up.
+#: A lease older than this is abandoned (its run was killed) and may be taken over; a move takes seconds.
+LOCK_TTL_S = 60.0
+#: How long a move waits for another run's lease before giving up (longer than the TTL: a run started right
+#: after a killed one waits the abandoned lease out instead of failing).
 LOCK_WAIT_S = 90.0
 #: Pause between writing the lease and reading it back: a concurrent writer in that window is detected.
 LOCK_SETTLE_S = 0.25

@@ -25,6 +25,8 @@ from mangadistill.lifecycle.record import ARCHIVED, PRODUCTION, ROLLED_BACK, Ver
 
 WRITES = {"set_registered_model_alias", "delete_registered_model_alias", "set_model_version_tag",
           "delete_model_version_tag", "transition_model_version_stage"}
+#: Writes that are not stage moves: the move lease. A killed process does not release it either.
+LEASE_WRITES = {"set_registered_model_tag", "delete_registered_model_tag"}
 
 
 class Killed(BaseException):
@@ -35,17 +37,21 @@ class FaultyClient:
     """A real `MlflowClient` whose `fail_at`-th registry write (1-based) kills the run, or raises `error`."""
 
     def __init__(self, client: MlflowClient, fail_at: int | None = None, error: BaseException | None = None) -> None:
-        self._client, self._fail_at, self._error, self.writes = client, fail_at, error, 0
+        self._client, self._fail_at, self._error, self.writes, self.dead = client, fail_at, error, 0, False
 
     def __getattr__(self, name: str):
         attribute = getattr(self._client, name)
-        if name not in WRITES:
+        if name not in WRITES | LEASE_WRITES:
             return attribute
 
         def write(*args, **kwargs):
-            self.writes += 1
-            if self._fail_at is not None and self.writes == self._fail_at:
-                raise self._error or Killed(f"killed before write {self.writes} ({name})")
+            if self.dead:
+                raise Killed("a killed process writes nothing more (its move lease stays behind)")
+            if name in WRITES:
+                self.writes += 1
+                if self._fail_at is not None and self.writes == self._fail_at:
+                    self.dead = self._error is None
+                    raise self._error or Killed(f"killed before write {self.writes} ({name})")
             return attribute(*args, **kwargs)
 
         return write
@@ -88,7 +94,10 @@ def _writes_of(move) -> int:
 
 @pytest.fixture(autouse=True)
 def quick_lease(monkeypatch):
+    """Lease timings scaled down (a killed run's lease is waited out in a second, not a minute)."""
     monkeypatch.setattr(stages, "LOCK_SETTLE_S", 0.01)
+    monkeypatch.setattr(stages, "LOCK_TTL_S", 0.5)
+    monkeypatch.setattr(stages, "LOCK_WAIT_S", 5.0)
 
 
 def test_a_registry_error_stops_and_moves_nothing():
@@ -136,7 +145,8 @@ def test_a_kill_between_any_two_writes_is_repaired_by_the_next_run(move):
         v1, v2, v3 = setup(client, name)
         with pytest.raises(Killed):
             run(FaultyClient(client, fail_at=kill_at), name)
-        stages.sync_stage_mirrors(client, name)  # the next run starts here
+        assert stages.LOCK_TAG in client.get_registered_model(name).tags  # the dead run's lease is still there
+        stages.sync_stage_mirrors(client, name)  # the next run starts here: waits the lease out, then repairs
         production = _assert_consistent(client, name)
         if move == "promote":
             assert production in (v2, v3)
