@@ -39,7 +39,9 @@ class SplitConfig(StrictModel):
 class CleaningConfig(StrictModel):
     """Cleaning stage of runbook sections 2-3."""
 
-    scrub_pii: bool = Field(True, description="Replace emails, phones, cards, addresses with tags.")
+    scrub_pii: bool = Field(
+        True, description="An extra scrubbing pass in cleaning, for frames that did not come through a reader; "
+        "the readers always replace e-mails, phones, cards, addresses, postcodes and IBANs with tags.")
     dedupe: bool = Field(True, description="Remove exact and near-duplicate queries.")
 
 

@@ -34,14 +34,14 @@ from mangadistill.errors import DataError
 _POSTCODE = r"(?:[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d|〒?\s?\d{3}-\d{4}|\d{4,5}(?:-\d{4})?)"
 
 # Order matters: e-mails first (digits in local parts), IBANs before cards (an IBAN's digits look like a
-# card number), cards before phones (longer runs), street addresses before phones (a ZIP+4 code looks like
-# one) and before bare postal codes.
+# card number), street addresses before cards and phones (a house number after a phone number would make
+# a card of both; a ZIP+4 code looks like a phone number), cards before phones without a country code
+# (longer runs), bare postal codes last. A kind may have more than one pattern.
 PII_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("email", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
     # country code, check digits, then the account in groups of four (DE89 3704 0044 0532 0130 00,
     # GB82WEST12345698765432); `_plausible` asks for 8+ digits after the country code, so words don't match
     ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.IGNORECASE)),
-    ("card", re.compile(r"\b(?:\d[ -]?){12,18}\d\b")),
     (
         "address",
         re.compile(
@@ -54,8 +54,16 @@ PII_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             re.IGNORECASE,
         ),
     ),
-    # not glued to a word or a dash, so order numbers (MA-48392011) and ISBN parts (4-08-880723) stay
-    ("phone", re.compile(r"(?<![\w-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)|\d{2,4})[\s.-]?\d{3,4}[\s.-]?\d{3,4}\b")),
+    # a phone number with its country code or area code in brackets (+44 20 7946 0018, (212) 555 0199) is
+    # unmistakable: taken before cards, so a card number written right after it is not cut in two
+    (
+        "phone",
+        re.compile(r"(?<![\w-])(?:\+\d{1,3}[\s.-]?(?:\(\d{2,4}\)|\d{2,4})|\(\d{2,4}\))[\s.-]?\d{3,4}[\s.-]?\d{3,4}\b"),
+    ),
+    # 13 or more digits in groups; a longer run (numbers written next to each other) goes whole
+    ("card", re.compile(r"(?<![+\w-])(?:\d[ -]?){12,}\d\b")),
+    # other phone numbers, not glued to a word or a dash: order numbers (MA-48392011) and ISBN parts stay
+    ("phone", re.compile(r"(?<![\w-])\d{2,4}[\s.-]?\d{3,4}[\s.-]?\d{3,4}\b")),
     (
         "postcode",
         re.compile(
@@ -68,6 +76,7 @@ PII_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
 )
 PII_TAGS = {name: f"[{name.upper()}]" for name, _ in PII_PATTERNS}
+PII_KINDS = tuple(PII_TAGS)  # in order, each once
 #: Column a reader adds to a scrubbed frame: the kinds replaced in each row, one per value ("email phone").
 PII_COLUMN = "pii"
 
@@ -249,7 +258,7 @@ def clean_and_split(raw: pd.DataFrame, config: DataConfig) -> IntentDataset:
         "quarantined_empty_text": int((quarantine["reason"] == "empty_text").sum()),
         "quarantined_unknown_label": int((quarantine["reason"] == "unknown_label").sum()),
         "rows_with_pii": rows_with_pii,
-        **{f"pii_{name}": pii_total.get(name, 0) for name, _ in PII_PATTERNS},
+        **{f"pii_{name}": pii_total.get(name, 0) for name in PII_KINDS},
         "pii_scrubbed_in_cleaning": sum((pii_total - kinds_before).values()),
     }
 

@@ -86,6 +86,21 @@ def test_order_numbers_volumes_prices_and_isbns_are_not_pii(text):
     assert scrub_pii(text) == (text, {})
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("+44 20 7946 0615 5312 7731 9904 4128", "[PHONE] [CARD]"),
+        ("+44 20 7946 0615 17 Quillfeather Lane, London EC1V 4PW", "[PHONE] [ADDRESS]"),
+        ("(212) 555 0199 4111-1111-1111-1111", "[PHONE] [CARD]"),
+        ("DE89 3704 0044 0532 0130 00 4111 1111 1111 1111", "[IBAN] [CARD]"),
+        ("a@b.co 415.555.0134 12 Baker Street, London NW1 6XE", "[EMAIL] [PHONE] [ADDRESS]"),
+        ("0412 345 678 1234 5678 9012 3456", "[CARD]"),  # one run of digits: all of it goes, as a card
+    ],
+)
+def test_values_written_next_to_each_other_go_whole(text, expected):
+    assert scrub_pii(text)[0] == expected
+
+
 def test_scrubbing_scrubbed_text_changes_nothing():
     once, _ = scrub_pii(" ".join(text for text, *_ in PII_POSITIVES))
     assert scrub_pii(once) == (once, {})
@@ -155,7 +170,8 @@ def test_pii_is_scrubbed_and_counted_in_the_dataset():
 
 
 def _stored_text(dataset):
-    return " ".join(pd.concat([dataset.train, dataset.val, dataset.gate, dataset.quarantine]).fillna("").to_numpy().ravel())
+    frames = [dataset.train, dataset.val, dataset.gate, dataset.quarantine]
+    return " ".join(pd.concat(frames).fillna("").to_numpy().ravel())
 
 
 PII_ROWS = [("refund to jo@example.com or call 415-555-0134", "price"),  # kept

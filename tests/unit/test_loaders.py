@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mangadistill.config import DataConfig
-from mangadistill.data.loaders import load_rows, read_clinc150, read_csv, read_jsonl
+from mangadistill.data.loaders import inspect_file, load_rows, read_clinc150, read_csv, read_jsonl
 from mangadistill.errors import DataError
 
 CLINC = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "clinc150" / "data_full.json"
@@ -121,3 +121,70 @@ def test_synthetic_rows_are_scrubbed_and_counted():
     assert frame["text"].str.contains("@").sum() == 0 < raw["text"].str.contains("@").sum()
     rows, kinds = pii_counts(frame)
     assert rows == int((frame["text"] != raw["text"]).sum()) > 100 and kinds["email"] > 0
+
+
+# ------------------------------------------------------------------------- inspect_file (preflight's helper)
+def test_inspect_csv_counts_records_as_the_reader_reads_them(tmp_path):
+    path = tmp_path / "rows.csv"
+    # a quoted cell spanning two lines is one record; a quoted comma stays in its cell
+    path.write_text('text,label,extra\nhi,greeting,1\n"where is\nmy order, please",order_status,2\n,price,3\n')
+    found = inspect_file(path, "csv")
+    assert (found.rows, found.columns) == (3, ("text", "label", "extra")) and found.rows == len(read_csv(path))
+
+
+def test_inspect_jsonl_counts_object_lines_keys_and_bad_lines(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"text": "hi", "label": "greeting"}\n\n[1, 2]\nnot json\n{"text": "x", "intent": "price"}\n')
+    found = inspect_file(path, "jsonl")
+    assert (found.rows, found.bad_lines) == (2, 2)
+    assert found.columns == ("text", "label", "intent")
+    assert found.first_bad_line == "line 3: not a JSON object"
+    assert len(read_jsonl(path)) == found.rows + found.bad_lines  # bad lines become rows for cleaning to quarantine
+
+
+def test_inspect_clinc150_counts_rows_per_split(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"train": [["hi", "greeting"]] * 3, "val": [["x", "oos"]], "test": []}))
+    found = inspect_file(path, "clinc150")
+    assert found.rows == 4 and found.splits == {"train": 3, "val": 1, "test": 0}
+
+
+@pytest.mark.parametrize("source", ["csv", "jsonl", "clinc150"])
+def test_inspect_empty_file_says_what_the_file_should_hold(tmp_path, source):
+    path = tmp_path / f"rows.{source}"
+    path.write_bytes(b"")
+    with pytest.raises(DataError, match=rf"rows\.{source}: the file is empty; a {source} dataset"):
+        inspect_file(path, source)
+
+
+@pytest.mark.parametrize("source", ["csv", "jsonl", "clinc150"])
+def test_inspect_binary_file_is_not_utf8_text(tmp_path, source):
+    path = tmp_path / "rows.bin"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(128, 256)) * 4)
+    with pytest.raises(DataError, match=r"rows\.bin: not UTF-8 text \(byte 0x89 cannot be decoded"):
+        inspect_file(path, source)
+
+
+def test_inspect_csv_unclosed_quote_names_the_line_it_opened_on(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text('text,label\nhello,greeting\n"where is my order,order_status\nok,greeting\n')
+    with pytest.raises(DataError, match=r'the quote \(\"\) opened on line 3 is never closed'):
+        inspect_file(path, "csv")
+    with pytest.raises(DataError):  # the reader fails on the same file, so the check is no stricter than it
+        read_csv(path)
+
+
+def test_inspect_csv_of_blank_lines_has_no_header(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("\n\n")
+    with pytest.raises(DataError, match="no header row"):
+        inspect_file(path, "csv")
+
+
+def test_inspect_missing_file_and_bad_clinc150(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        inspect_file(tmp_path / "absent.csv", "csv")
+    path = tmp_path / "c.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(DataError, match="CLINC150"):
+        inspect_file(path, "clinc150")
