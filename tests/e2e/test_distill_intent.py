@@ -105,8 +105,9 @@ def test_registered_version_serves_int8_onnx_without_torch(stores, client):
     assert record.role == "student" and record.served_variant.startswith("onnx_") and record.family == "intent"
     assert version.tags["served_variant"] == record.served_variant  # a glance tag in the UI's versions table
     assert record.provenance.pipeline_run.startswith("distill_intent") and record.provenance.teacher
-    for key in ("accuracy", "macro_f1", "refusal_precision", "refusal_recall", "retention"):
-        assert 0.0 <= record.benchmark[key] <= 1.1, key  # retention may exceed 1
+    for key in ("accuracy", "macro_f1", "refusal_precision", "refusal_recall"):
+        assert 0.0 <= record.benchmark[key] <= 1.0, key
+    assert record.benchmark["retention"] > 0.0  # student / teacher accuracy: above 1 when the student is better
     for key in ("latency_p95_ms", "size_mb", "cost_per_million_usd"):
         assert record.benchmark[key] > 0.0, key
     code = (
