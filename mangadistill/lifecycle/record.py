@@ -359,14 +359,18 @@ def update_record(client: MlflowClient, name: str, version: str, change: Callabl
     return record
 
 
-def all_records(client: MlflowClient, name: str, default_family: str = "intent") -> list[tuple[str, VersionRecord]]:
-    """(version, record) of every version of `name`, oldest first; records without their benchmark (one query).
+def all_versions(client: MlflowClient, name: str, default_family: str = "intent") -> list[tuple[Any, VersionRecord]]:
+    """(`ModelVersion`, record) of every version of `name`, oldest first; records without their benchmark (one query).
 
     A version nobody ever tagged (e.g. registered by hand) reads as a plain student in stage ``none``.
     """
     versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
-    return [(str(v.version), VersionRecord.from_tags(dict(v.tags or {}), default_family=default_family))
-            for v in versions]
+    return [(v, VersionRecord.from_tags(dict(v.tags or {}), default_family=default_family)) for v in versions]
+
+
+def all_records(client: MlflowClient, name: str, default_family: str = "intent") -> list[tuple[str, VersionRecord]]:
+    """(version number, record) of every version of `name`, oldest first (see `all_versions`)."""
+    return [(str(v.version), record) for v, record in all_versions(client, name, default_family)]
 
 
 def find_by_source(client: MlflowClient, name: str, source_id: str) -> str | None:

@@ -347,12 +347,11 @@ def sync_stage_mirrors(client: MlflowClient, name: str) -> list[str]:
 
 
 def _sync_legacy_stages(client: MlflowClient, name: str) -> list[str]:
-    legacy = {str(v.version): v.current_stage for v in client.search_model_versions(f"name = '{name}'")}
     changed = []
-    for number, record in records.all_records(client, name):
-        if legacy.get(number) not in (None, _LEGACY[record.stage]):
-            _set_legacy_stage(client, name, number, record.stage)
-            changed.append(f"version {number}: legacy stage {legacy[number]} -> {_LEGACY[record.stage]}")
+    for version, record in records.all_versions(client, name):
+        if version.current_stage not in (None, _LEGACY[record.stage]):
+            _set_legacy_stage(client, name, str(version.version), record.stage)
+            changed.append(f"version {version.version}: legacy stage {version.current_stage} -> {_LEGACY[record.stage]}")
     return changed
 
 

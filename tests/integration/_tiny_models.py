@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -23,6 +25,20 @@ def tiny_onnx_classifier(root: Path, seed: int) -> ModelDir:
     """A 1-layer, 32-wide BERT over the MiniLM vocabulary with the ten MangaAssist intents, as an ONNX folder."""
     pytorch, _, _ = tiny_classifier(root / f"torch-{seed}", list(MANGA_INTENTS), seed=seed)
     return serving_copy(export_onnx(pytorch, root / f"bundle-{seed}"), "onnx_fp32", root / f"served-{seed}")
+
+
+@contextmanager
+def throwaway_store(root: Path, experiment: str) -> Iterator[str]:
+    """Point this process's MLflow at a SQLite store under `root` (experiment `experiment`), then back."""
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        use_experiment(experiment, root / "artifacts")
+        yield uri
+    finally:
+        mlflow.set_tracking_uri(previous)
+        mlflow.set_experiment("Default")  # do not leave this store's experiment active for later tests
 
 
 def use_experiment(name: str, artifacts: Path) -> None:

@@ -13,14 +13,13 @@ import time
 from pathlib import Path
 
 import httpx
-import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from mangadistill.lifecycle import stages
 from tests.unit.test_serving_app import assert_one_error
-from tests.integration._tiny_models import register, tiny_onnx_classifier, use_experiment
+from tests.integration._tiny_models import register, throwaway_store, tiny_onnx_classifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NAME = "mangaassist-intent"  # what `run.py --serve intent` serves
@@ -36,18 +35,11 @@ def free_port() -> int:
 def store(tmp_path_factory):
     """A registry of its own with two versions, version 1 in production."""
     root = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        use_experiment("serving-test", root / "artifacts")
+    with throwaway_store(root, "serving-test") as uri:
         v1 = register(tiny_onnx_classifier(root, 1), NAME, "one")
         v2 = register(tiny_onnx_classifier(root, 2), NAME, "two")
         client = MlflowClient(uri)
         stages.promote_to_production(client, NAME, v1, "test")
-    finally:
-        mlflow.set_tracking_uri(previous)
-        mlflow.set_experiment("Default")  # do not leave this store's experiment active for later tests
     return uri, client, v1, v2
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import httpx
-import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -23,7 +22,7 @@ from benchmarks.load_test_serving import Swap, query_texts, run_load, summarize
 from mangadistill.families import get_family
 from mangadistill.lifecycle import record as records
 from mangadistill.lifecycle import service, stages
-from tests.integration._tiny_models import register, tiny_onnx_classifier, use_experiment
+from tests.integration._tiny_models import register, throwaway_store, tiny_onnx_classifier
 from tests.integration.test_serving_registry import NAME, free_port, metric, start_server, wait_healthy
 from tests.unit.test_serving_app import assert_one_error
 
@@ -35,11 +34,7 @@ AUTH = {"authorization": f"Bearer {API_KEY}"}
 def store(tmp_path_factory):
     """v1: passed both gate sets (production); v2: failed the real offline gate; v3: model.onnx broken."""
     root = tmp_path_factory.mktemp("reliability")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        use_experiment("serving-reliability", root / "artifacts")
+    with throwaway_store(root, "serving-reliability") as uri:
         first = tiny_onnx_classifier(root, 1)
         v1 = register(first, NAME, "gated")
         v2 = register(tiny_onnx_classifier(root, 2), NAME, "failed-gate", accuracy=0.5)
@@ -52,9 +47,6 @@ def store(tmp_path_factory):
         service.write_gate_record(client, NAME, v2, decision)
         broken = break_onnx_graphs(client, v3)
         stages.promote_to_production(client, NAME, v1, "test")
-    finally:
-        mlflow.set_tracking_uri(previous)
-        mlflow.set_experiment("Default")
     return uri, client, v1, v2, v3, broken
 
 
