@@ -2,6 +2,7 @@
 
 - `base`: the strict base model, YAML loading with `extends:` layering, one-line errors, path resolution;
 - `distill_intent`: data, teacher, student (Stage 1, Stage 2), evaluation, export, cost, refusal, registry;
+- `distill_response`: the response track (prompts, teacher endpoint, LoRA SFT student, rubric evaluation);
 - `traffic`: where production-traffic logs come from (drift, shadow, monitoring);
 - `drift`: the `drift_report` pipeline;
 - `lifecycle`: promotion (gates, shadow, rollout), monitoring (triggers) and rollback of any model family.
@@ -21,6 +22,8 @@ from mangadistill.config.base import (
 )
 from mangadistill.config.distill_intent import *  # noqa: F403
 from mangadistill.config.distill_intent import __all__ as _distill_all
+from mangadistill.config.distill_response import *  # noqa: F403
+from mangadistill.config.distill_response import __all__ as _response_all
 from mangadistill.config.drift import *  # noqa: F403
 from mangadistill.config.drift import __all__ as _drift_all
 from mangadistill.config.lifecycle import *  # noqa: F403
@@ -29,4 +32,4 @@ from mangadistill.config.traffic import *  # noqa: F403
 from mangadistill.config.traffic import __all__ as _traffic_all
 
 __all__ = ["EXTENDS_KEY", "ConfigT", "StrictModel", "load_config", "merge_layers", "parse_config", "read_layered",
-           "resolve_relative_paths", *_distill_all, *_drift_all, *_lifecycle_all, *_traffic_all]
+           "resolve_relative_paths", *_distill_all, *_response_all, *_drift_all, *_lifecycle_all, *_traffic_all]

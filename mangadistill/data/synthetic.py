@@ -111,6 +111,8 @@ class CatalogEntry:
     price_usd: float
     genres: tuple[str, ...]
     publisher: str
+    #: Whether the store has it in stock now (the response track's availability claims are checked against it).
+    in_stock: bool = True
 
 
 def load_catalog() -> list[CatalogEntry]:
@@ -155,6 +157,7 @@ def _parse_catalog_entry(item: object, index: int) -> CatalogEntry:
         price_usd=float(item["price_usd"]),
         genres=tuple(genres),
         publisher=item["publisher"],
+        in_stock=bool(item.get("in_stock", True)),
     )
 
 
