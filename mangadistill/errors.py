@@ -29,3 +29,9 @@ class ModelLoadError(UserError):
     """A configured model path or id does not load."""
 
     exit_code = 4
+
+
+class TeacherError(UserError):
+    """The teacher endpoint refused or failed a request after its retries; finished answers stay cached."""
+
+    exit_code = 1

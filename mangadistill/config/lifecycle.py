@@ -41,12 +41,15 @@ class TriggerSpec(StrictModel):
     benchmark: str = Field(min_length=1, description="Benchmark metric of the version the observation is compared with.")
     max_drop_points: float | None = Field(None, ge=0.0, le=100.0, description="Fire when observed < benchmark - this/100.")
     max_rise_fraction: float | None = Field(None, ge=0.0, le=100.0, description="Fire when observed > benchmark x (1 + this).")
+    max_rise_points: float | None = Field(None, ge=0.0, le=100.0, description="Fire when observed > benchmark + this/100.")
     enabled: bool = Field(True, description="Disabled triggers are recorded as skipped.")
 
     @model_validator(mode="after")
     def _one_rule(self) -> TriggerSpec:
-        if (self.max_drop_points is None) == (self.max_rise_fraction is None):
-            raise ValueError(f"trigger on '{self.benchmark}': set exactly one of max_drop_points or max_rise_fraction")
+        rules = (self.max_drop_points, self.max_rise_fraction, self.max_rise_points)
+        if sum(rule is not None for rule in rules) != 1:
+            raise ValueError(f"trigger on '{self.benchmark}': set exactly one of max_drop_points, max_rise_fraction "
+                             "or max_rise_points")
         return self
 
 

@@ -22,7 +22,7 @@ class TriggerRecord:
     baseline: float | None
     observed: float | None
     limit: float | None  # the value past which the trigger fires
-    rule: str  # "drop > 3 pt" / "rise > 20%"
+    rule: str  # "drop > 3 pt" / "rise > 1 pt" / "rise > 20%"
     status: str  # fired, ok, no data, skipped
 
     def describe(self) -> str:
@@ -55,6 +55,9 @@ def evaluate_trigger(name: str, spec: TriggerSpec, benchmark: Mapping[str, objec
     if drop:
         rule = f"drop > {spec.max_drop_points:g} pt"
         limit = None if baseline is None else baseline - spec.max_drop_points / 100
+    elif spec.max_rise_points is not None:
+        rule = f"rise > {spec.max_rise_points:g} pt"
+        limit = None if baseline is None else baseline + spec.max_rise_points / 100
     else:
         rule = f"rise > {100 * spec.max_rise_fraction:g}%"
         limit = None if baseline is None else baseline * (1 + spec.max_rise_fraction)

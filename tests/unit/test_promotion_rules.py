@@ -150,9 +150,9 @@ def test_trigger_decision_survives_the_hand_over_between_steps():
 
 
 def test_trigger_spec_needs_exactly_one_rule():
-    with pytest.raises(ConfigError, match="exactly one of max_drop_points or max_rise_fraction"):
+    with pytest.raises(ConfigError, match="exactly one of max_drop_points, max_rise_fraction or max_rise_points"):
         parse_config({"triggers": {"t": {"benchmark": "rare_class_recall"}}}, MonitorConfig)
-    with pytest.raises(ConfigError, match="exactly one of max_drop_points or max_rise_fraction"):
+    with pytest.raises(ConfigError, match="exactly one of max_drop_points, max_rise_fraction or max_rise_points"):
         parse_config({"triggers": {"t": {"benchmark": "b", "max_drop_points": 1.0, "max_rise_fraction": 0.1}}},
                      MonitorConfig)
     with pytest.raises(ConfigError, match="triggers.t.max_drop_points"):
@@ -258,3 +258,12 @@ def test_shadow_latency_metrics_are_p95_and_the_staging_over_production_ratio():
     assert metrics["production_p95_latency_ms"] == pytest.approx(np.percentile(np.arange(1, 101), 95))
     assert metrics["staging_p95_latency_ms"] == pytest.approx(metrics["production_p95_latency_ms"] / 4)
     assert metrics["p95_latency_ratio"] == pytest.approx(0.25)
+
+
+def test_rise_in_points_fires_past_the_baseline_plus_points():
+    """Runbook 15.3: hallucination rate +1.0 point above baseline."""
+    triggers = {"hallucination_rate": TriggerSpec(benchmark="hallucination_rate", max_rise_points=1.0)}
+    ok = evaluate_triggers(triggers, {"hallucination_rate": 0.03}, {"hallucination_rate": 0.0395})
+    fired = evaluate_triggers(triggers, {"hallucination_rate": 0.03}, {"hallucination_rate": 0.0405})
+    assert not ok.fired and ok.records[0].limit == pytest.approx(0.04) and ok.records[0].rule == "rise > 1 pt"
+    assert fired.fired and "hallucination_rate" in fired.reason
