@@ -13,7 +13,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mangadistill.config import DataConfig, DistillIntentConfig, DriftReportConfig, SplitConfig, TrafficConfig
+from mangadistill.config import (
+    DataConfig,
+    DistillIntentConfig,
+    DistillResponseConfig,
+    DriftReportConfig,
+    SplitConfig,
+    TrafficConfig,
+)
 from mangadistill.errors import ConfigError, DataError, ModelLoadError
 
 
@@ -38,6 +45,9 @@ def preflight(config: BaseModel) -> None:
     traffic = getattr(config, "traffic", None) or getattr(getattr(config, "shadow", None), "traffic", None)
     if isinstance(traffic, TrafficConfig):  # promote / monitor: the log must be readable
         _preflight_traffic(traffic)
+    if isinstance(config, DistillResponseConfig):
+        _preflight_distill_response(config)
+        return
     if not isinstance(config, DistillIntentConfig):
         return
     check_data(config.data)
@@ -147,3 +157,21 @@ def _preflight_drift_report(config: DriftReportConfig) -> None:
     """The traffic log reads; the embedding model resolves offline."""
     _preflight_traffic(config.traffic)
     check_model_reference("embedding.model", config.embedding.model)
+
+
+def _preflight_distill_response(config: DistillResponseConfig) -> None:
+    """Your chat files exist, the student's base model is there, the teacher's key is set (for a remote teacher)."""
+    for key, path in (("data.path", config.data.path), ("data.golden_path", config.data.golden_path)):
+        if config.data.source == "jsonl" and path is not None and not Path(path).is_file():
+            raise DataError(f"{key}: file not found: {path}")
+    from mangadistill.response.student import SMOLLM2, smollm2_gguf, validate_causal_lm_folder
+
+    if config.student.base_model == SMOLLM2:
+        smollm2_gguf()
+    else:
+        validate_causal_lm_folder(Path(config.student.base_model).expanduser())
+    if config.teacher.backend == "openai":
+        from mangadistill.response.labeling import teacher_endpoint
+
+        with teacher_endpoint(config.teacher) as endpoint:
+            endpoint.api_key()

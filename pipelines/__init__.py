@@ -12,7 +12,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mangadistill.config import DistillIntentConfig, DriftReportConfig, MonitorConfig, PromoteConfig, RollbackConfig
+from mangadistill.config import (
+    DistillIntentConfig,
+    DistillResponseConfig,
+    DriftReportConfig,
+    MonitorConfig,
+    PromoteConfig,
+    RollbackConfig,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -50,6 +57,12 @@ PIPELINES: dict[str, PipelineEntry] = {
             "pipelines.distill_intent",
             DistillIntentConfig,
             "distil the fine-tuned intent teacher into a small student; track in MLflow; register it",
+        ),
+        PipelineEntry(
+            "distill_response",
+            "pipelines.distill_response",
+            DistillResponseConfig,
+            "distil the teacher's answers into a small LoRA-tuned Llama student; rubric-evaluate; register it",
         ),
         PipelineEntry(
             "drift_report",

@@ -2,52 +2,66 @@
 
 from steps.act_on_triggers import act_on_triggers
 from steps.advance_rollout import advance_rollout
+from steps.assemble_response_dataset import assemble_response_dataset
 from steps.benchmark_serving import benchmark_serving
 from steps.bootstrap_production import bootstrap_production
+from steps.build_response_prompts import build_response_prompts
 from steps.check_drift import check_drift
 from steps.check_production import check_production
 from steps.clean_intent_data import clean_intent_data
 from steps.describe_queries import describe_queries
 from steps.evaluate_models import evaluate_models
+from steps.evaluate_responders import evaluate_responders
 from steps.evaluate_shadow import evaluate_shadow
 from steps.export_student import export_student
 from steps.gate_candidate import gate_candidate
+from steps.generate_teacher_answers import generate_teacher_answers
 from steps.label_with_teacher import label_with_teacher
 from steps.load_intent_data import load_intent_data
 from steps.load_reference_data import load_reference_data
 from steps.load_traffic_log import load_traffic_log
 from steps.predict_intents import predict_intents
+from steps.prepare_response_student import prepare_response_student
 from steps.recommend_retraining import recommend_retraining
+from steps.register_responder import register_responder
 from steps.register_student import register_student
 from steps.report_drift import report_drift
 from steps.rollback_production import rollback_production
 from steps.select_candidate import select_candidate
+from steps.train_responder import train_responder
 from steps.train_student import train_student
 from steps.train_teacher import train_teacher
 
 __all__ = [
     "act_on_triggers",
     "advance_rollout",
+    "assemble_response_dataset",
     "benchmark_serving",
     "bootstrap_production",
+    "build_response_prompts",
     "check_drift",
     "check_production",
     "clean_intent_data",
     "describe_queries",
     "evaluate_models",
+    "evaluate_responders",
     "evaluate_shadow",
     "export_student",
     "gate_candidate",
+    "generate_teacher_answers",
     "label_with_teacher",
     "load_intent_data",
     "load_reference_data",
     "load_traffic_log",
     "predict_intents",
+    "prepare_response_student",
     "recommend_retraining",
+    "register_responder",
     "register_student",
     "report_drift",
     "rollback_production",
     "select_candidate",
+    "train_responder",
     "train_student",
     "train_teacher",
 ]

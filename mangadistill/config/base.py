@@ -141,14 +141,14 @@ def load_config(path: str | Path, model: type[ConfigT]) -> ConfigT:
 
 
 def resolve_relative_paths(config: ConfigT, base: Path) -> ConfigT:
-    """Make every input file path (fields named ``path``) absolute, relative to `base` (the config file's folder).
+    """Make every input file path (fields named ``path`` or ``*_path``) absolute, relative to `base` (the config file's folder).
 
     Output folders (e.g. ``student.checkpoints.dir``) stay relative to the working directory.
     """
     updates: dict[str, Any] = {}
     for name in type(config).model_fields:
         value = getattr(config, name)
-        if name == "path" and isinstance(value, Path) and not value.is_absolute():
+        if (name == "path" or name.endswith("_path")) and isinstance(value, Path) and not value.is_absolute():
             updates[name] = (base / value).resolve()
         elif isinstance(value, BaseModel):
             resolved = resolve_relative_paths(value, base)

@@ -55,6 +55,10 @@ def _load_builtin() -> None:
         from mangadistill.families.intent import IntentFamily
 
         register_family(IntentFamily())
+    if "responder" not in _FAMILIES:
+        from mangadistill.families.responder import ResponderFamily
+
+        register_family(ResponderFamily())
     for module in filter(None, (part.strip() for part in os.environ.get(PLUGINS_ENV, "").split(","))):
         if module not in _plugins_loaded:
             _plugins_loaded.add(module)

@@ -26,6 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mangadistill.config.distill_response import ResponseDataConfig
 from mangadistill.data.cleaning import scrub_pii
 from mangadistill.data.loaders import iter_json_objects
 from mangadistill.errors import DataError
@@ -41,6 +42,8 @@ __all__ = [
     "ResponseDataset",
     "ResponseRow",
     "assemble_dataset",
+    "build_prompts",
+    "low_confidence",
     "generate_prompts",
     "read_chat_jsonl",
     "training_rows",
@@ -337,3 +340,24 @@ def as_prompt_completion(row: ResponseRow) -> dict:
     if row.answer is None:
         raise ValueError(f"row {row.id} has no answer yet")
     return {"prompt": row.messages(), "completion": [{"role": "assistant", "content": row.answer}]}
+
+
+def build_prompts(config: ResponseDataConfig) -> ResponseDataset:
+    """The configured prompts: generated from the bundled catalog, or read from your chat JSONL."""
+    from mangadistill.response.catalog import store_knowledge
+    from mangadistill.response.responder import store_retriever
+
+    fractions = (1.0 - config.val_fraction - config.gate_fraction, config.val_fraction, config.gate_fraction)
+    if config.source == "jsonl":
+        return read_chat_jsonl(config.path, seed=config.generated.seed, split_fractions=fractions,
+                               golden_path=config.golden_path)
+    generated = config.generated
+    return generate_prompts(store_knowledge(), store_retriever(), n_rows=generated.n_rows,
+                            n_golden=generated.n_golden, seed=generated.seed, context_k=config.context_k,
+                            split_fractions=fractions)
+
+
+def low_confidence(row: ResponseRow, min_retrieval_score: float) -> bool:
+    """A teacher answer is low-confidence when the retrieval under it was weak (runbook 3.4, 7.3): the prompt
+    expects an answer (not a refusal or hand-off) and the retriever's top score is below the threshold."""
+    return row.expected_action == "answer" and row.retrieval_score < min_retrieval_score

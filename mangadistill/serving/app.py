@@ -1,4 +1,6 @@
-"""The model service: POST /predict, GET /health, GET /metrics, serving whatever the registry says.
+"""The model service: POST /predict, GET /health, GET /metrics, serving whatever the registry says; for a
+family whose models answer chats (the responder), also the OpenAI-compatible ``GET /v1/models`` and
+``POST /v1/chat/completions`` (streaming too) under the registered model's name.
 
 The family of the served registered model answers each text (intent: ``{"intent", "confidence"}``).
 A `RegistryFollower` (`mangadistill.serving.follower`) keeps the served version in step with the
@@ -23,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mangadistill.serving.follower import RegistryFollower
 from mangadistill.serving.guard import RequestGuard, ServingLimits, error_body
 from mangadistill.serving.metrics import ServingMetrics
+from mangadistill.serving.openai_chat import chat_router
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +107,15 @@ def create_app(follower: RegistryFollower, limits: ServingLimits = ServingLimits
     async def server_error(request: Request, exc: Exception) -> Response:
         logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return _error(500, f"the server failed on this request ({type(exc).__name__}); see the server log")
+
+    def chat_models() -> dict:
+        """The production version under the registered model's name, when its family answers chats."""
+        current = follower.current
+        if current is None or not callable(getattr(current.model, "complete", None)):
+            return {}
+        return {follower.model_name: current.model}
+
+    app.include_router(chat_router(chat_models, api_key=api_key))
 
     @app.post("/predict")
     def predict(body: PredictRequest) -> dict:

@@ -1,0 +1,71 @@
+"""`distill_response`: prompts -> teacher answers -> typed dataset -> LoRA SFT student -> evaluation -> registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zenml import pipeline
+
+from mangadistill.config import DistillResponseConfig
+from steps import (
+    assemble_response_dataset,
+    build_response_prompts,
+    evaluate_responders,
+    generate_teacher_answers,
+    prepare_response_student,
+    register_responder,
+    train_responder,
+)
+
+
+@pipeline
+def distill_response(config: DistillResponseConfig) -> None:
+    """Distil the teacher's answers into a small Llama-architecture student (runbook 7-8) and register it."""
+    prompts = build_response_prompts(config=config.data)
+    teacher_answers = generate_teacher_answers(prompts, config=config.teacher,
+                                               low_confidence_retrieval_score=config.data.low_confidence_retrieval_score)
+    dataset = assemble_response_dataset(prompts, teacher_answers, config=config.data)
+    student_base = prepare_response_student(config=config.student)
+    responder_model, _training = train_responder(dataset, student_base, config=config.student,
+                                                 evaluation=config.evaluation, teacher=config.teacher)
+    evaluation = evaluate_responders(dataset, teacher_answers, student_base, responder_model,
+                                     evaluation=config.evaluation, teacher=config.teacher)
+    register_responder(responder_model, evaluation, config=config.registry,
+                       resolved_config=config.model_dump(mode="json"))
+
+
+def run_outputs(run: Any) -> dict[str, Any]:
+    return {
+        "evaluation": run.steps["evaluate_responders"].outputs["response_evaluation"][0].load(),
+        "training": run.steps["train_responder"].outputs["responder_training"][0].load(),
+        "registered_model": run.steps["register_responder"].outputs["registered_model"][0].load(),
+    }
+
+
+def summary(run: Any) -> list[Any]:
+    """What `run.py` prints at the end: teacher vs base vs distilled student (gate and golden sets), the 7.7 gates."""
+    from rich.table import Table
+
+    from mangadistill.response.tables import comparison_rows
+
+    outputs = run_outputs(run)
+    evaluation, training, registered = outputs["evaluation"], outputs["training"], outputs["registered_model"]
+    printed: list[Any] = []
+    for split in ("golden", "gate"):
+        if split not in evaluation:
+            continue
+        table = Table(title=f"{split.capitalize()} set ({evaluation[f'{split}_rows']} prompts): teacher vs base "
+                            f"student vs distilled student ({evaluation['serving_threads']} threads)")
+        for column in ("Metric", "Teacher", "Base student", "Distilled student"):
+            table.add_column(column, justify="left" if column == "Metric" else "right")
+        models = evaluation[split]
+        for row in comparison_rows({"teacher": models["teacher"], "base": models["base"], "student": models["student"]}):
+            table.add_row(*row)
+        printed.append(table)
+    gates = evaluation["gates_7_7"]
+    printed.append(f"7.7 gates (gate set): {'PASS' if gates['passed'] else 'FAIL'}: {gates['reason']}")
+    printed.append(f"epochs: {training['epochs_trained']} trained, kept epoch {training['chosen_epoch']} "
+                   f"({training['choice']}); stop: {training['stop_reason']}")
+    how = "reused" if registered["reused"] else "registered"
+    printed.append(f"{how} {registered['uri']}  (MLflow run {registered['run_id']})")
+    return printed
