@@ -28,7 +28,7 @@ _EPOCH_KEYS = ("train_loss", "eval_loss", "val_rubric", "factuality", "relevance
                "teacher_preference_match", "win_rate_vs_base", "p95_ms", "tokens_per_s")
 
 
-@step(experiment_tracker=True, output_materializers=ModelDirMaterializer)
+@step(experiment_tracker=True, output_materializers={"responder_model": ModelDirMaterializer})
 def train_responder(
     response_dataset: ResponseDataset, student_base: ModelDir, config: ResponseStudentConfig,
     evaluation: ResponseEvaluationConfig, teacher: ResponseTeacherConfig,

@@ -93,6 +93,8 @@ class TinyLlamaConfig(StrictModel):
     heads: int = Field(4, ge=1, le=32)
     kv_heads: int = Field(2, ge=1, le=32)
     intermediate: int = Field(128, ge=16, le=4096)
+    init_std: float = Field(0.1, gt=0.0, le=1.0,
+                            description="Weight init std; 0.1 (not Llama's 0.02) so a random model's answers vary.")
 
 
 class SFTConfigModel(StrictModel):

@@ -61,7 +61,7 @@ class ResponderPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self._responder = responder_from_artifacts(dict(context.artifacts))
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> list[dict]:
+    def predict(self, context, model_input, params=None):  # no type hints: MLflow would validate them as a schema
         import pandas as pd
 
         if isinstance(model_input, str):
