@@ -93,6 +93,7 @@ class QuarantinedRow(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    file: str
     line: int
     reason: str
     raw: str
@@ -133,7 +134,7 @@ def generate_prompts(knowledge: StoreKnowledge, retriever: TfidfRetriever, *, n_
     Prompts are unique across all splits (a golden prompt never appears in training).
     """
     main = _draw_prompts(knowledge, n_rows, random.Random(seed), seen=set())
-    golden = _draw_prompts(knowledge, n_golden, random.Random(seed + 7919), seen={p for _, p in main})
+    golden = _draw_prompts(knowledge, n_golden, random.Random(seed + 7919), seen={p.casefold() for _, p in main})
     assigned = _stratified_splits(main, split_fractions, random.Random(seed + 1))
     assigned += [("golden", scenario, prompt) for scenario, prompt in golden]
     rows = [_prompt_row(i, split, scenario, prompt, retriever, context_k)
@@ -151,10 +152,13 @@ def _draw_prompts(knowledge: StoreKnowledge, n: int, rng: random.Random, seen: s
     drawn: list[tuple[str, str]] = []
     for scenario in SCENARIOS:
         for _ in range(counts[scenario.name]):
-            for _attempt in range(200):  # small template sets repeat; accept a duplicate only when exhausted
+            for _attempt in range(500):
                 prompt = fill_prompt(rng.choice(scenario.templates), rng, knowledge)
                 if prompt.casefold() not in seen:
                     break
+            else:
+                raise ValueError(f"scenario '{scenario.name}' ran out of distinct prompts after {len(drawn)} rows; "
+                                 "lower data.generated.n_rows / n_golden or add templates")
             seen.add(prompt.casefold())
             drawn.append((scenario.name, prompt))
     return drawn
@@ -223,6 +227,9 @@ def read_chat_jsonl(path: Path, *, seed: int, split_fractions: tuple[float, floa
             for r in rows]
     if golden_path is not None:
         golden, golden_bad = _read_rows(golden_path, "golden")
+        if not golden:
+            raise DataError(f"{golden_path}: no usable chat rows for the golden set "
+                            f"({len(golden_bad)} quarantined); each line needs a 'messages' list with a user turn")
         rows += [r.model_copy(update={"split": "golden", "id": r.id.removeprefix("unsplit-")}) for r in golden]
         quarantined += golden_bad
     return ResponseDataset(rows=tuple(rows), quarantined=tuple(quarantined), source=str(path))
@@ -238,7 +245,8 @@ def _read_rows(path: Path, default_scenario: str) -> tuple[list[ResponseRow], li
             if row is not None:
                 rows.append(row)
                 continue
-        quarantined.append(QuarantinedRow(line=number, reason=problem or "unreadable", raw=scrubbed_raw[:500]))
+        quarantined.append(QuarantinedRow(file=str(path), line=number, reason=problem or "unreadable",
+                                          raw=scrubbed_raw[:500]))
     return rows, quarantined
 
 
@@ -275,7 +283,7 @@ def _parse_chat_record(record: dict, number: int, scenario: str) -> tuple[Respon
     split = record.get("split")
     if split is not None and split not in ("train", "validation", "gate"):
         return None, f"split {split!r} is not one of train, validation, gate"
-    system = next((m["content"] for m in messages if m["role"] == "system"), SYSTEM_PROMPT)
+    system = next((scrub_pii(m["content"])[0] for m in messages if m["role"] == "system"), SYSTEM_PROMPT)
     row_id = ("" if split else "unsplit-") + f"l{number:06d}-{_digest(json.dumps(messages, sort_keys=True))}"
     return ResponseRow(id=row_id, split=split or "train", scenario=record.get("scenario") or scenario,
                        prompt=prompt, context=tuple(context), expected_action=expected, answer=answer,
@@ -293,15 +301,18 @@ def assemble_dataset(prompts: ResponseDataset, answers: dict[str, str], low_conf
     """Attach teacher answers, apply the human review, and type every row (runbook 7.3).
 
     The review stands in for the human-corrected set (3.1): a seeded `review_fraction` of rows, plus every row
-    whose teacher answer takes the wrong action, get the careful agent's answer for the expected action.
+    whose teacher answer takes the wrong action (read from the answer's wording, `rubric.detect_action`), get
+    the careful agent's answer for the expected action.
     Rows that already carry an answer and a type (your file) keep them.
     """
+    from mangadistill.response.rubric import detect_action
+
     rng = random.Random(seed)
     typed = []
     for row in prompts.rows:
         answer = row.answer if row.answer is not None else answers[row.id]
         reviewed = row.answer is None and rng.random() < review_fraction
-        wrong_action = row.answer is None and decide_action(row.prompt) != row.expected_action
+        wrong_action = row.answer is None and detect_action(answer) != row.expected_action
         if reviewed or wrong_action:
             corrected = reference_answer(row.prompt, list(row.context), action=row.expected_action)
             typed.append(row.model_copy(update={"answer": corrected, "row_type": row.row_type or (
@@ -330,7 +341,7 @@ def training_rows(rows: list[ResponseRow], seed: int) -> tuple[list[dict], Count
         weight = row.training_weight()
         n = int(weight) + (1 if rng.random() < weight - int(weight) else 0)
         copies[row.row_type or "teacher_clean"] += n
-        out += [as_prompt_completion(row)] * n
+        out += [as_prompt_completion(row) for _ in range(n)]
     rng.shuffle(out)
     return out, copies
 

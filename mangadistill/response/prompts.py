@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from mangadistill.response.catalog import StoreKnowledge
 from mangadistill.response.reference_teacher import Action
 
-__all__ = ["SCENARIOS", "Scenario", "UNLISTED_TITLES", "fill_prompt"]
+__all__ = ["CLOSERS", "OPENERS", "SCENARIOS", "Scenario", "UNLISTED_TITLES", "fill_prompt"]
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,15 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
+#: How shoppers open and close a message; with the templates they give each scenario enough distinct prompts
+#: for the splits to stay disjoint (runbook 3.2: the golden set is never trained on).
+OPENERS: tuple[str, ...] = ("", "", "", "hi, ", "hello! ", "quick question: ", "hey, ", "sorry to bother you, ",
+                            "excuse me, ", "good morning, ")
+CLOSERS: tuple[str, ...] = ("", "", "", " thanks", " please", " thank you!", " :)", " asap")
+
+
 def fill_prompt(template: str, rng: random.Random, knowledge: StoreKnowledge) -> str:
-    """Fill a template's slots from the catalog (or the unlisted titles) with `rng`."""
+    """Fill a template's slots from the catalog (or the unlisted titles) with `rng`, with an opener and a closer."""
     entry = rng.choice(knowledge.entries)
     slots = {
         "title": _spoken_title(entry.title),
@@ -92,7 +99,7 @@ def fill_prompt(template: str, rng: random.Random, knowledge: StoreKnowledge) ->
         "author": entry.author,
         "unlisted": rng.choice(UNLISTED_TITLES),
     }
-    prompt = template.format(**slots)
+    prompt = f"{rng.choice(OPENERS)}{template.format(**slots)}{rng.choice(CLOSERS)}"
     return prompt[0].upper() + prompt[1:] if rng.random() < 0.5 else prompt
 
 

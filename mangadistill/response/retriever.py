@@ -1,6 +1,6 @@
 """The first-stage retriever that picks each prompt's context: TF-IDF over the store's documents.
 
-A real lexical retriever (scikit-learn's `TfidfVectorizer`, word uni- and bigrams without English stop words, sublinear term frequency,
+A real lexical retriever (scikit-learn's `TfidfVectorizer`, word uni- and bigrams of lightly stemmed words without English stop words, sublinear term frequency,
 cosine similarity), the kind a production assistant puts in front of its LLM. Its top score also feeds the
 teacher's low-confidence flag: a prompt nothing in the catalog matches is one the teacher answers on weak
 retrieval (runbook 3.4, 7.3).
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
+import re
 
-__all__ = ["Retrieved", "TfidfRetriever"]
+import numpy as np
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+__all__ = ["Retrieved", "TfidfRetriever", "stem", "stemmed_words"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,23 @@ class Retrieved:
         return self.scores[0] if self.scores else 0.0
 
 
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+_SUFFIXES = ("ing", "ed", "es", "s")
+
+
+def stem(word: str) -> str:
+    """A light suffix strip so "returns", "returned" and "return" (or "refunds" and "refund") meet."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def stemmed_words(text: str) -> list[str]:
+    """Lower-cased words without English stop words, each stemmed (`stem`)."""
+    return [stem(word) for word in _WORD.findall(text.lower()) if word not in ENGLISH_STOP_WORDS]
+
+
 class TfidfRetriever:
     """Cosine similarity between TF-IDF vectors of the prompt and of every document."""
 
@@ -37,7 +56,7 @@ class TfidfRetriever:
         self.documents = list(documents)
         self.min_score = min_score
         self._vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, strip_accents="unicode",
-                                           stop_words="english")
+                                           lowercase=True, tokenizer=stemmed_words, token_pattern=None)
         self._matrix = self._vectorizer.fit_transform(self.documents)  # (n_docs, vocab), rows L2-normalised
 
     def retrieve(self, prompt: str, k: int) -> Retrieved:

@@ -41,6 +41,7 @@ __all__ = [
     "Claim",
     "ClaimCheck",
     "ResponseMetrics",
+    "action_precision_recall",
     "check_claims",
     "conciseness_score",
     "cost_per_1k",
@@ -938,6 +939,15 @@ def _ratio(hits: int, denominator: int, other_side: int) -> float:
     if denominator == 0:
         return 1.0 if other_side == 0 else 0.0
     return hits / denominator
+
+
+def action_precision_recall(predicted: Sequence[str], expected: Sequence[str], action: str) -> tuple[float, float]:
+    """Precision (correct / predicted) and recall (correct / expected) of one action, with `_ratio`'s rule for
+    empty denominators."""
+    hits = sum(p == action and e == action for p, e in zip(predicted, expected, strict=True))
+    n_predicted = sum(p == action for p in predicted)
+    n_expected = sum(e == action for e in expected)
+    return _ratio(hits, n_predicted, n_expected), _ratio(hits, n_expected, n_predicted)
 
 
 def summarise(scores: Sequence[AnswerScore], expected: Sequence[Action]) -> ResponseMetrics:

@@ -35,7 +35,7 @@ def test_readme_layout_names_every_package_and_top_level_folder():
     packages = {f"{p.name}/" for p in (PROJECT_ROOT / "mangadistill").iterdir()
                 if p.is_dir() and (p / "__init__.py").exists()}
     folders = {f"{p.name}/" for p in PROJECT_ROOT.iterdir()
-               if p.is_dir() and not p.name.startswith((".", "_")) and p.name not in {"mlruns", "checkpoints"}
+               if p.is_dir() and not p.name.startswith((".", "_")) and p.name not in {"mlruns", "checkpoints", "logs"}
                and not p.name.endswith(".egg-info")}
     assert packages - listed == set(), f"mangadistill packages missing from the README layout: {packages - listed}"
     assert folders - listed == set(), f"top-level folders missing from the README layout: {folders - listed}"
