@@ -55,8 +55,8 @@ _ESCALATE = re.compile(
     r"\b(human|real person|agent|manager|supervisor|representative|complain\w*|lawsuit|sue\b|"
     r"charged twice|double charged|fraud\w*|never arrived|didn'?t arrive|not arrived|missing package|"
     r"wrong item|damaged|broken|torn|unacceptable|furious|chargeback)", re.IGNORECASE)
-_GREETING = re.compile(r"^\W*(hi|hello|hey|good (morning|afternoon|evening)|thanks|thank you|yo)\b[\w\s!.,?']{0,40}$",
-                       re.IGNORECASE)
+_GREETING = re.compile(r"^\W*(hi|hello|hey|good (morning|afternoon|evening)|thanks|thank you|yo)\b(\W+\w+){0,3}\W*$",
+                       re.IGNORECASE)  # a greeting and at most 3 more words
 _PRICE = re.compile(r"\b(price|cost|how much|cheap\w*|expensive|\$)", re.IGNORECASE)
 _STOCK = re.compile(r"\b(in stock|stock|available|availability|sold out|have it|carry)\b", re.IGNORECASE)
 _VOLUMES = re.compile(r"\b(how many volumes|volumes|how long is|complete|finished)\b", re.IGNORECASE)

@@ -652,7 +652,7 @@ _POLICY_ASKS: dict[str, re.Pattern[str]] = {
     "preorders": re.compile(r"\bpre-?orders?\b", re.IGNORECASE),
 }
 _GREETING_PROMPT = re.compile(r"^\W*(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening)|thanks|"
-                              r"thank you|yo)\b[\w\s!.,?':)]{0,40}$", re.IGNORECASE)
+                              r"thank you|yo)\b(?:\W+\w+){0,3}\W*$", re.IGNORECASE)  # the greeting and at most 3 words
 _RECOMMEND_PROMPT = re.compile(r"\b(?:recommend\w*|suggest\w*|similar|like|looking for|what should i read|gift|"
                                r"good|best|into|try|picks?)\b", re.IGNORECASE)
 _GREETING_ANSWER = re.compile(r"\b(?:hi|hello|hey|welcome|glad|happy to help|how can I help|what can I do|"
