@@ -13,6 +13,7 @@ from steps.describe_queries import describe_queries
 from steps.evaluate_models import evaluate_models
 from steps.evaluate_responders import evaluate_responders
 from steps.evaluate_shadow import evaluate_shadow
+from steps.export_responder import export_responder
 from steps.export_student import export_student
 from steps.gate_candidate import gate_candidate
 from steps.generate_teacher_answers import generate_teacher_answers
@@ -46,6 +47,7 @@ __all__ = [
     "evaluate_models",
     "evaluate_responders",
     "evaluate_shadow",
+    "export_responder",
     "export_student",
     "gate_candidate",
     "generate_teacher_answers",

@@ -22,26 +22,28 @@ logger = logging.getLogger(__name__)
 
 
 @step(enable_cache=False, experiment_tracker=True)
-def register_responder(responder_model: ModelDir, response_evaluation: dict[str, Any], config: ResponseRegistryConfig,
+def register_responder(responder_model: ModelDir, response_evaluation: dict[str, Any], variant_report: dict[str, Any],
+                       config: ResponseRegistryConfig,
                        resolved_config: dict[str, Any]) -> Annotated[dict[str, Any], "registered_model"]:
     """Log the resolved config, then register the responder (reusing the version of the same weights)."""
     context = get_step_context()
     mlflow.log_params(flat_params(resolved_config))
     mlflow.log_text(yaml.safe_dump(resolved_config, sort_keys=False), "config/resolved_config.yaml")
-    source_id = f"{context.inputs['responder_model'][0].id}:pytorch_fp32"
+    served = variant_report["served_variant"]
+    source_id = f"{context.inputs['responder_model'][0].id}:{served}"
     record = student_record(context.pipeline_run.name, source_id, response_evaluation,
-                            teacher=resolved_config["teacher"]["model"],
+                            teacher=resolved_config["teacher"]["model"], served_variant=served,
                             serving_threads=int(response_evaluation["serving_threads"]))
     folder = Path(responder_model.path)
     artifacts = {MODEL_ARTIFACT: str(folder)}
     student = response_evaluation["gate"]["student"]
     registered = register_version(
         config.model_name, record, lambda: log_responder(artifacts, config.model_name),
-        description=(f"Distilled responder (LoRA SFT, merged); gate rubric {student['rubric']:.2f}/5, hallucination "
+        description=(f"Distilled responder (LoRA SFT, merged, served as {served}); gate rubric {student['rubric']:.2f}/5, hallucination "
                      f"{100 * student['hallucination_rate']:.1f}%, p95 {student['latency_p95_ms']:.0f} ms."))
     verb = "reused existing" if registered.reused else "registered new"
     logger.info("%s version %s of '%s' (%s)", verb, registered.version, registered.name, registered.uri)
     result = {"name": registered.name, "version": registered.version, "uri": registered.uri,
-              "run_id": registered.run_id, "reused": registered.reused}
+              "run_id": registered.run_id, "reused": registered.reused, "served_variant": served}
     log_output_metadata(dict(result))
     return result

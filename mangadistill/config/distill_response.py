@@ -15,6 +15,7 @@ __all__ = [
     "JudgeConfig",
     "ResponseDataConfig",
     "ResponseEvaluationConfig",
+    "ResponseExportConfig",
     "ResponseRegistryConfig",
     "ResponseStopConfig",
     "ResponseStudentConfig",
@@ -182,6 +183,14 @@ class ResponseEvaluationConfig(StrictModel):
     serving_cost: ServingCostConfig = ServingCostConfig()
 
 
+class ResponseExportConfig(StrictModel):
+    """ONNX variants of the distilled student (optimum): fp32 and dynamic INT8, timed beside PyTorch."""
+
+    onnx: bool = Field(True, description="Export ONNX fp32 + INT8 and serve the fastest within the rubric delta.")
+    max_rubric_drop: float = Field(
+        0.1, ge=0.0, le=5.0, description="An ONNX variant is served only if its gate rubric is within this of PyTorch's.")
+
+
 class ResponseRegistryConfig(StrictModel):
     model_name: str = Field("mangaassist-responder", min_length=1, description="MLflow registered model.")
 
@@ -193,4 +202,5 @@ class DistillResponseConfig(StrictModel):
     teacher: ResponseTeacherConfig = ResponseTeacherConfig()
     student: ResponseStudentConfig = ResponseStudentConfig()
     evaluation: ResponseEvaluationConfig = ResponseEvaluationConfig()
+    export: ResponseExportConfig = ResponseExportConfig()
     registry: ResponseRegistryConfig = ResponseRegistryConfig()

@@ -184,12 +184,12 @@ def benchmark_of(metrics: dict[str, Any], **extra: float) -> dict[str, float]:
 
 
 def student_record(run_name: str, source_id: str, evaluation: dict[str, Any], teacher: str,
-                   serving_threads: int) -> VersionRecord:
-    """The record of a distilled responder (benchmark: its gate-set numbers)."""
-    return VersionRecord(family=ResponderFamily.name, role=STUDENT, served_variant="pytorch_fp32",
+                   serving_threads: int, served_variant: str = "pytorch_fp32") -> VersionRecord:
+    """The record of a distilled responder (benchmark: the served variant's gate-set numbers)."""
+    return VersionRecord(family=ResponderFamily.name, role=STUDENT, served_variant=served_variant,
                          serving_threads=serving_threads,
                          provenance=Provenance(pipeline_run=run_name, source_id=source_id, teacher=teacher,
-                                               artifacts={"responder_model": source_id.split(":")[0]}),
+                                               artifacts={"served_responder": source_id.split(":")[0]}),
                          benchmark=benchmark_of(evaluation["gate"]["student"]))
 
 

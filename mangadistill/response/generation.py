@@ -104,11 +104,24 @@ class HFChatModel:
         return pad_token_id(self.tokenizer)
 
 
+def _card(folder: Path) -> dict:
+    import json
+
+    path = folder / "mangadistill.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def load_chat_model(folder: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Model + tokenizer from a full model folder, or from a LoRA adapter folder (base named in its config)."""
+    """Model + tokenizer from a full model folder, a LoRA adapter folder (base named in its config), or an ONNX
+    variant folder (its card says ``format: onnx``)."""
     folder = Path(folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
+        card = _card(folder)
+        if card.get("format") == "onnx":  # an ONNX variant (`response.export`), served with onnxruntime
+            from optimum.onnxruntime import ORTModelForCausalLM
+
+            return ORTModelForCausalLM.from_pretrained(folder, file_name=card["onnx_file"], use_cache=True), tokenizer
         if (folder / "adapter_config.json").is_file():
             from peft import AutoPeftModelForCausalLM  # only adapter folders need peft
 
@@ -244,6 +257,9 @@ class _WhenSet(StoppingCriteria):
 @contextmanager
 def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
     """Dropout off while generating; the model's train/eval mode restored afterwards."""
+    if not isinstance(model, torch.nn.Module):  # an onnxruntime model has no train/eval mode
+        yield
+        return
     was_training = model.training
     model.eval()
     try:
