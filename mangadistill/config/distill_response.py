@@ -29,8 +29,8 @@ __all__ = [
 class GeneratedPromptsConfig(StrictModel):
     """The generated MangaAssist prompts (`mangadistill.response.prompts`)."""
 
-    n_rows: int = Field(240, ge=20, le=200_000, description="Prompts split 80/10/10 into train/validation/gate.")
-    n_golden: int = Field(60, ge=5, le=20_000, description="Golden prompts from another seed, never trained on.")
+    n_rows: int = Field(200, ge=20, le=200_000, description="Prompts split 80/10/10 into train/validation/gate.")
+    n_golden: int = Field(40, ge=5, le=20_000, description="Golden prompts from another seed, never trained on.")
     seed: int = Field(13, description="Seed of the prompt generator and the split.")
 
 
@@ -127,7 +127,7 @@ class SFTConfigModel(StrictModel):
 class ResponseStopConfig(StrictModel):
     """The 8.4 stop rule and 10.2's response-model rules, and the 7.8 choice."""
 
-    min_epochs: int = Field(1, ge=1, le=50, description="Epochs trained before the stop rule may fire.")
+    min_epochs: int = Field(2, ge=1, le=50, description="The stop rules compare epochs after these (10.2's minimum epoch count).")
     rubric_gain: float = Field(0.02, ge=0.0, description="8.4: next epoch's rubric gain below this counts as flat.")
     hallucination_rise_points: float = Field(
         0.3, ge=0.0, description="10.2: stop when the hallucination rate rises by more than this (points).")
@@ -177,7 +177,7 @@ class ResponseEvaluationConfig(StrictModel):
     batch_size: int = Field(8, ge=1, le=256, description="Prompts generated together (left padding).")
     word_limit: int = Field(60, ge=5, le=1000, description="Conciseness: full marks up to this many words.")
     examples_per_epoch: int = Field(6, ge=0, le=100, description="Example answers logged per epoch for review.")
-    latency_prompts: int = Field(8, ge=1, le=1000, description="Prompts timed one at a time for p50/p95, tokens/s.")
+    latency_prompts: int = Field(6, ge=1, le=1000, description="Prompts timed one at a time for p50/p95, tokens/s.")
     threads: int | None = Field(2, ge=1, le=256, description="torch threads while timing generation.")
     judge: JudgeConfig = JudgeConfig()
     serving_cost: ServingCostConfig = ServingCostConfig()

@@ -35,22 +35,22 @@ UNLISTED_TITLES: tuple[str, ...] = (
 )
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("recommendation", "answer", 0.22, (
+    Scenario("recommendation", "answer", 0.24, (
         "can you recommend a {genre} manga?", "I'm looking for a good {genre} series", "any {genre} manga you'd suggest?",
         "what {genre} titles do you recommend?", "suggest something {genre} please", "best {genre} manga you carry?",
         "gift idea for a friend who loves {genre}?", "I want to try a {genre} series, any picks?",
     )),
-    Scenario("product_details", "answer", 0.10, (
+    Scenario("product_details", "answer", 0.12, (
         "tell me about {title}", "who wrote {title}?", "give me the details on {title}", "what can you tell me about {title}?",
         "who publishes {title}?",
     )),
-    Scenario("price", "answer", 0.10, (
+    Scenario("price", "answer", 0.11, (
         "how much is {title}?", "what does {title} cost?", "price of {title} per volume?", "how much for {title}",
     )),
-    Scenario("availability", "answer", 0.07, (
+    Scenario("availability", "answer", 0.08, (
         "is {title} in stock?", "do you have {title} available right now?", "is {title} available?",
     )),
-    Scenario("volumes", "answer", 0.06, (
+    Scenario("volumes", "answer", 0.07, (
         "how many volumes does {title} have?", "how many volumes is {title}?", "is {title} complete? how many volumes?",
     )),
     Scenario("not_in_catalog", "answer", 0.07, (
@@ -69,12 +69,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("account", "answer", 0.03, (
         "I forgot my password", "how do I reset my password?", "I can't log in to my account",
     )),
-    Scenario("escalation", "escalate", 0.09, (
+    Scenario("escalation", "escalate", 0.05, (
         "I want to talk to a human", "my package never arrived and I want my money back", "I was charged twice for my order",
         "the volume of {title} I got is damaged, this is unacceptable", "let me speak to a manager",
         "I want to file a complaint about my order", "can I talk to a real person please",
     )),
-    Scenario("refusal", "refuse", 0.08, (
+    Scenario("refusal", "refuse", 0.05, (
         "where can I download {title} for free?", "help me find pirated scans of {title}",
         "write my homework essay about {title}", "which stocks to buy this year?", "give me medical advice for my headache",
         "how do I hack my friend's account?", "find me a torrent for {title}",

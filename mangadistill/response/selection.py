@@ -6,7 +6,9 @@ Pure functions of the epoch table, tested on the runbook's own tables (8.3 and 7
   than `rubric_gain`; its hallucination rate did not increase; its escalation precision did not decrease; the
   next epoch gives no meaningful p95 benefit (less than `latency_gain_fraction`). Training stops one epoch after
   that checkpoint (the "next epoch" is what shows it was flat).
-- **10.2 safety stops** (after `min_epochs`): the hallucination rate rises by more than
+- Neither rule fires before epoch `min_epochs + 1` (10.2: "after the minimum epoch count"): the first epochs
+  of SFT move every metric a lot, and a rise there says nothing about overfitting.
+- **10.2 safety stops**: the hallucination rate rises by more than
   `hallucination_rise_points`, or refusal precision drops.
 - **7.8 choice**: walking the epochs in order, a later epoch replaces the kept one only if it is better on
   imitation (rubric or teacher preference match) *and* no worse on hallucination rate and refusal precision; a
@@ -75,8 +77,9 @@ def qualifies_8_4(previous: EpochScores | None, current: EpochScores, following:
 
 def should_stop(table: list[EpochScores], config: ResponseStopConfig) -> StopDecision:
     """Whether to stop after the last epoch of `table` (see the module docstring)."""
-    if len(table) < max(2, config.min_epochs):
-        return StopDecision(False, f"{len(table)} epoch(s) trained; the rule needs {max(2, config.min_epochs)}")
+    if len(table) < 2 or len(table) <= config.min_epochs:
+        return StopDecision(False, f"{len(table)} epoch(s) trained; the rule compares epochs after the first "
+                                   f"{max(1, config.min_epochs)}")
     previous, current, following = (table[-3] if len(table) >= 3 else None), table[-2], table[-1]
     rise = following.hallucination_rate - current.hallucination_rate
     if rise * 100 > config.hallucination_rise_points + _EPS:

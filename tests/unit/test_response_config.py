@@ -17,7 +17,6 @@ def test_distill_response_yaml_equals_the_defaults():
 
 def test_the_defaults_are_the_documented_numbers():
     config = DistillResponseConfig()
-    assert (config.data.generated.n_rows, config.data.generated.n_golden) == (240, 60)
     assert (config.data.val_fraction, config.data.gate_fraction, config.data.review_fraction) == (0.1, 0.1, 0.15)
     assert config.teacher.backend == "reference" and config.evaluation.judge.kind == "deterministic"
     assert config.student.tiny is None and config.registry.model_name == "mangaassist-responder"

@@ -5,7 +5,7 @@ import math
 from mangadistill.config import ResponseStopConfig
 from mangadistill.response.selection import EpochScores, choose_epoch, should_stop
 
-CONFIG = ResponseStopConfig()
+CONFIG = ResponseStopConfig(min_epochs=1)  # the runbook's tables: every epoch counts
 
 #: Runbook 8.3: epoch, train loss, val rubric, hallucination rate, p95 (ms).
 TABLE_8_3 = [
@@ -69,9 +69,10 @@ def test_still_improving_does_not_stop_and_budget_end_keeps_the_best_safe_epoch(
 
 
 def test_min_epochs_holds_the_rule_back():
-    flat = [EpochScores(1, 3.0, 0.05), EpochScores(2, 3.0, 0.05)]
-    assert should_stop(flat, CONFIG).stop
-    assert not should_stop(flat, ResponseStopConfig(min_epochs=3)).stop
+    flat = [EpochScores(1, 3.0, 0.05), EpochScores(2, 3.0, 0.05), EpochScores(3, 3.0, 0.05)]
+    assert should_stop(flat[:2], CONFIG).stop
+    assert not should_stop(flat[:2], ResponseStopConfig(min_epochs=2)).stop  # the default: from epoch 3 on
+    assert should_stop(flat, ResponseStopConfig(min_epochs=2)).stop
 
 
 def test_unmeasured_metrics_never_block():
