@@ -24,8 +24,8 @@ from steps import (
 def distill_response(config: DistillResponseConfig) -> None:
     """Distil the teacher's answers into a small Llama-architecture student (runbook 7-8) and register it."""
     prompts = build_response_prompts(config=config.data)
-    teacher_answers = generate_teacher_answers(prompts, config=config.teacher,
-                                               low_confidence_retrieval_score=config.data.low_confidence_retrieval_score)
+    teacher_answers = generate_teacher_answers(
+        prompts, config=config.teacher, low_confidence_retrieval_score=config.data.low_confidence_retrieval_score)
     dataset = assemble_response_dataset(prompts, teacher_answers, config=config.data)
     student_base = prepare_response_student(config=config.student)
     responder_model, _training = train_responder(dataset, student_base, config=config.student,
@@ -64,7 +64,7 @@ def summary(run: Any) -> list[Any]:
         for column in ("Metric", "Teacher", "Base student", "Distilled student"):
             table.add_column(column, justify="left" if column == "Metric" else "right")
         models = evaluation[split]
-        for row in comparison_rows({"teacher": models["teacher"], "base": models["base"], "student": models["student"]}):
+        for row in comparison_rows({name: models[name] for name in ("teacher", "base", "student")}):
             table.add_row(*row)
         printed.append(table)
     table = Table(title=f"Serving variants of the distilled student (gate set, {variants['timed_prompts']} prompts "

@@ -39,8 +39,9 @@ def register_responder(responder_model: ModelDir, response_evaluation: dict[str,
     student = response_evaluation["gate"]["student"]
     registered = register_version(
         config.model_name, record, lambda: log_responder(artifacts, config.model_name),
-        description=(f"Distilled responder (LoRA SFT, merged, served as {served}); gate rubric {student['rubric']:.2f}/5, hallucination "
-                     f"{100 * student['hallucination_rate']:.1f}%, p95 {student['latency_p95_ms']:.0f} ms."))
+        description=(f"Distilled responder (LoRA SFT, merged, served as {served}); gate rubric "
+                     f"{student['rubric']:.2f}/5, hallucination {100 * student['hallucination_rate']:.1f}%, "
+                     f"p95 {student['latency_p95_ms']:.0f} ms."))
     verb = "reused existing" if registered.reused else "registered new"
     logger.info("%s version %s of '%s' (%s)", verb, registered.version, registered.name, registered.uri)
     result = {"name": registered.name, "version": registered.version, "uri": registered.uri,

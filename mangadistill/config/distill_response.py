@@ -127,7 +127,8 @@ class SFTConfigModel(StrictModel):
 class ResponseStopConfig(StrictModel):
     """The 8.4 stop rule and 10.2's response-model rules, and the 7.8 choice."""
 
-    min_epochs: int = Field(2, ge=1, le=50, description="The stop rules compare epochs after these (10.2's minimum epoch count).")
+    min_epochs: int = Field(
+        2, ge=1, le=50, description="The stop rules compare epochs after these (10.2's minimum epoch count).")
     rubric_gain: float = Field(0.02, ge=0.0, description="8.4: next epoch's rubric gain below this counts as flat.")
     hallucination_rise_points: float = Field(
         0.3, ge=0.0, description="10.2: stop when the hallucination rate rises by more than this (points).")
@@ -188,7 +189,8 @@ class ResponseExportConfig(StrictModel):
 
     onnx: bool = Field(True, description="Export ONNX fp32 + INT8 and serve the fastest within the rubric delta.")
     max_rubric_drop: float = Field(
-        0.1, ge=0.0, le=5.0, description="An ONNX variant is served only if its gate rubric is within this of PyTorch's.")
+        0.1, ge=0.0, le=5.0,
+        description="An ONNX variant is served only if its gate rubric is within this of PyTorch's.")
 
 
 class ResponseRegistryConfig(StrictModel):

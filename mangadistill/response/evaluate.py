@@ -23,7 +23,8 @@ from mangadistill.config.distill_response import (
 from mangadistill.response.catalog import StoreKnowledge, store_knowledge
 from mangadistill.response.dataset import ResponseDataset, ResponseRow
 
-__all__ = ["AXES", "cost_reduction", "evaluate_all", "make_judge", "preference", "quality", "student_cost_per_1k", "teacher_cost_per_1k"]
+__all__ = ["AXES", "cost_reduction", "evaluate_all", "make_judge", "preference", "quality", "student_cost_per_1k",
+           "teacher_cost_per_1k"]
 
 #: The rubric's axes (runbook 7.5), in its order.
 AXES = ("factuality", "relevance", "policy", "format", "conciseness")

@@ -60,8 +60,6 @@ def benchmark_variants(folders: dict[str, Path], rows, evaluation, *, max_rubric
     """Each variant's gate-set rubric and hallucination rate, and its single-request p50/p95 and tokens/s on the
     same prompts in this process; the served variant is the fastest (p95) whose rubric is within
     `max_rubric_drop` of PyTorch's (PyTorch itself when none is)."""
-    import numpy as np
-
     from mangadistill.response.catalog import store_knowledge
     from mangadistill.response.evaluate import quality
     from mangadistill.response.generation import HFChatModel, generate_batch, measure_generation
@@ -76,8 +74,9 @@ def benchmark_variants(folders: dict[str, Path], rows, evaluation, *, max_rubric
                                                   batch_size=evaluation.batch_size)]
         metrics, _ = quality(rows, answers, knowledge, evaluation.word_limit)
         speed = measure_generation(model, timed, evaluation.max_new_tokens)
-        size = sum(p.stat().st_size for p in Path(folder).rglob("*") if p.suffix in (".onnx", ".onnx_data", ".safetensors")
-                   and "adapter" not in p.parts)
+        weights = [p for p in Path(folder).rglob("*")
+                   if p.suffix in (".onnx", ".onnx_data", ".safetensors") and "adapter" not in p.parts]
+        size = sum(p.stat().st_size for p in weights)
         report[name] = {"rubric": metrics["rubric"], "hallucination_rate": metrics["hallucination_rate"],
                         "latency_p50_ms": speed["p50_ms"], "latency_p95_ms": speed["p95_ms"],
                         "tokens_per_s": speed["tokens_per_s"], "size_mb": size / 1e6}
@@ -91,4 +90,4 @@ def benchmark_variants(folders: dict[str, Path], rows, evaluation, *, max_rubric
     ratios = {name: report[name]["latency_p95_ms"] / report[PYTORCH_FP32]["latency_p95_ms"] for name in report}
     return {"variants": report, "served_variant": served, "served_reason": reason,
             "p95_ratio_vs_pytorch": ratios, "threads": evaluation.threads,
-            "rows": len(rows), "timed_prompts": len(timed), "mean_rubric": float(np.mean([v["rubric"] for v in report.values()]))}
+            "rows": len(rows), "timed_prompts": len(timed)}

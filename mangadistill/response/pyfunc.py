@@ -69,7 +69,8 @@ class ResponderPyfunc(mlflow.pyfunc.PythonModel):
         if isinstance(model_input, pd.DataFrame):
             if "prompt" not in model_input.columns:
                 model_input = model_input.rename(columns={model_input.columns[0]: "prompt"})
-            contexts = model_input["context"].tolist() if "context" in model_input.columns else [None] * len(model_input)
+            contexts = (model_input["context"].tolist() if "context" in model_input.columns
+                        else [None] * len(model_input))
             return [self._responder.answer(str(p), None if c is None else list(c))
                     for p, c in zip(model_input["prompt"], contexts, strict=True)]
         return [self._responder.answer(str(prompt)) for prompt in model_input]

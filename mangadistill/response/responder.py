@@ -14,7 +14,14 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 from mangadistill.response.catalog import StoreKnowledge, store_knowledge
-from mangadistill.response.chat import SYSTEM_PROMPT, ChatModel, ChatResult, messages_for, parse_user_message, user_message
+from mangadistill.response.chat import (
+    SYSTEM_PROMPT,
+    ChatModel,
+    ChatResult,
+    messages_for,
+    parse_user_message,
+    user_message,
+)
 from mangadistill.response.retriever import TfidfRetriever
 
 __all__ = ["GroundedResponder", "store_retriever"]

@@ -1,7 +1,7 @@
 """The first-stage retriever that picks each prompt's context: TF-IDF over the store's documents.
 
-A real lexical retriever (scikit-learn's `TfidfVectorizer`, word uni- and bigrams of lightly stemmed words without English stop words, sublinear term frequency,
-cosine similarity), the kind a production assistant puts in front of its LLM. Its top score also feeds the
+A real lexical retriever (scikit-learn's `TfidfVectorizer`, word uni- and bigrams of lightly stemmed words
+without English stop words, sublinear term frequency, cosine similarity), the kind a production assistant puts in front of its LLM. Its top score also feeds the
 teacher's low-confidence flag: a prompt nothing in the catalog matches is one the teacher answers on weak
 retrieval (runbook 3.4, 7.3).
 """

@@ -86,8 +86,8 @@ def should_stop(table: list[EpochScores], config: ResponseStopConfig) -> StopDec
         return StopDecision(True, f"10.2: hallucination rate rose {100 * rise:.1f} points at epoch {following.epoch} "
                                   f"(> {config.hallucination_rise_points})")
     if not _not_worse(following.refusal_precision, current.refusal_precision, True):
-        return StopDecision(True, f"10.2: refusal precision dropped at epoch {following.epoch} "
-                                  f"({100 * current.refusal_precision:.1f}% -> {100 * following.refusal_precision:.1f}%)")
+        drop = f"{100 * current.refusal_precision:.1f}% -> {100 * following.refusal_precision:.1f}%"
+        return StopDecision(True, f"10.2: refusal precision dropped at epoch {following.epoch} ({drop})")
     ok, reason = qualifies_8_4(previous, current, following, config)
     if ok:
         return StopDecision(True, reason, chosen_epoch=current.epoch)
