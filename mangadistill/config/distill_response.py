@@ -101,8 +101,8 @@ class TinyLlamaConfig(StrictModel):
 class SFTConfigModel(StrictModel):
     """LoRA SFT with trl (runbook 8.2, 8.6). CPU-safe defaults; the GPU config turns on bf16 and checkpointing."""
 
-    epochs: int = Field(3, ge=1, le=50, description="Maximum epochs; the 8.4 stop rule may end earlier.")
-    learning_rate: float = Field(3.0e-4, gt=0.0, le=1.0, description="AdamW learning rate of the LoRA weights.")
+    epochs: int = Field(4, ge=1, le=50, description="Maximum epochs; the 8.4 stop rule may end earlier.")
+    learning_rate: float = Field(5.0e-4, gt=0.0, le=1.0, description="AdamW learning rate of the LoRA weights.")
     per_device_batch_size: int = Field(4, ge=1, le=256)
     gradient_accumulation_steps: int = Field(2, ge=1, le=256)
     max_length: int = Field(384, ge=32, le=8192, description="Tokens per example (prompt + answer); longer is cut.")
@@ -134,6 +134,9 @@ class ResponseStopConfig(StrictModel):
         0.3, ge=0.0, description="10.2: stop when the hallucination rate rises by more than this (points).")
     latency_gain_fraction: float = Field(
         0.05, ge=0.0, le=1.0, description="8.4: a p95 improvement below this share is not a meaningful benefit.")
+    noise_z: float = Field(
+        1.0, ge=0.0, le=5.0,
+        description="8.4/7.8: a rate change within this many standard errors (validation size) is not a regression.")
 
 
 class ResponseStudentConfig(StrictModel):

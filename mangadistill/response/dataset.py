@@ -11,7 +11,8 @@ Runbook 3.1-3.2 and 7.2-7.3. Rows flow through three states, each a versioned ar
    see the same data): a row of weight w appears floor(w) times plus once more with probability frac(w).
 
 Splits (3.2): 80/10/10 train/validation/gate, stratified by scenario, plus a golden set generated from another
-seed, deduplicated against the rest and never trained on.
+seed with every scenario in equal numbers (so its refusal and escalation metrics rest on more than a couple of
+prompts), deduplicated against the rest and never trained on.
 """
 
 from __future__ import annotations
@@ -134,7 +135,8 @@ def generate_prompts(knowledge: StoreKnowledge, retriever: TfidfRetriever, *, n_
     Prompts are unique across all splits (a golden prompt never appears in training).
     """
     main = _draw_prompts(knowledge, n_rows, random.Random(seed), seen=set())
-    golden = _draw_prompts(knowledge, n_golden, random.Random(seed + 7919), seen={p.casefold() for _, p in main})
+    golden = _draw_prompts(knowledge, n_golden, random.Random(seed + 7919), seen={p.casefold() for _, p in main},
+                           uniform=True)
     assigned = _stratified_splits(main, split_fractions, random.Random(seed + 1))
     assigned += [("golden", scenario, prompt) for scenario, prompt in golden]
     rows = [_prompt_row(i, split, scenario, prompt, retriever, context_k)
@@ -142,10 +144,13 @@ def generate_prompts(knowledge: StoreKnowledge, retriever: TfidfRetriever, *, n_
     return ResponseDataset(rows=tuple(rows), source="generated")
 
 
-def _draw_prompts(knowledge: StoreKnowledge, n: int, rng: random.Random, seen: set[str]) -> list[tuple[str, str]]:
-    """`n` unique (scenario, prompt) pairs, scenarios in proportion to their shares (largest remainder)."""
-    total = sum(s.share for s in SCENARIOS)
-    quotas = {s.name: n * s.share / total for s in SCENARIOS}
+def _draw_prompts(knowledge: StoreKnowledge, n: int, rng: random.Random, seen: set[str],
+                  uniform: bool = False) -> list[tuple[str, str]]:
+    """`n` unique (scenario, prompt) pairs, scenarios in proportion to their shares (largest remainder), or in
+    equal numbers with `uniform` (the golden set covers every scenario, refusals and escalations included)."""
+    shares = {s.name: 1.0 if uniform else s.share for s in SCENARIOS}
+    total = sum(shares.values())
+    quotas = {name: n * share / total for name, share in shares.items()}
     counts = {name: int(q) for name, q in quotas.items()}
     for name in sorted(quotas, key=lambda k: quotas[k] - counts[k], reverse=True)[: n - sum(counts.values())]:
         counts[name] += 1

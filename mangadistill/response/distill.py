@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -95,7 +96,7 @@ def _scores(row: dict[str, Any]) -> EpochScores:
     return EpochScores(epoch=row["epoch"], rubric=row["val_rubric"], hallucination_rate=row["hallucination_rate"],
                        p95_ms=row["p95_ms"], train_loss=row["train_loss"], refusal_precision=row["refusal_precision"],
                        escalation_precision=row["escalation_precision"],
-                       teacher_preference_match=row["teacher_preference_match"])
+                       teacher_preference_match=row["teacher_preference_match"], n=row.get("n", math.nan))
 
 
 def train_responder(dataset: ResponseDataset, base_dir: Path, student: ResponseStudentConfig,

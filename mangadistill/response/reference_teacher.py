@@ -38,7 +38,9 @@ Action = Literal["answer", "refuse", "escalate"]
 REFUSAL_ANSWER = ("Sorry, I can't help with that. I can help you find manga, check prices and stock, "
                   "and answer questions about orders, shipping and returns.")
 #: What the assistant says when it hands the shopper to a person.
-ESCALATION_ANSWER = ("I'm sorry about this. I'm connecting you with a human support agent now; they can see "
+#: Each action opens with its own words ("Sorry, I can't", "Let me connect you", an answer's subject), so the
+#: first tokens a student generates already commit it to one action.
+ESCALATION_ANSWER = ("Let me connect you with a human support agent now. I'm sorry about this; they can see "
                      "your order and will make it right.")
 GREETING_ANSWER = ("Hi! I'm MangaAssist. I can recommend manga, check prices and stock, and answer questions "
                    "about orders, shipping and returns.")

@@ -13,6 +13,9 @@ Pure functions of the epoch table, tested on the runbook's own tables (8.3 and 7
 - **7.8 choice**: walking the epochs in order, a later epoch replaces the kept one only if it is better on
   imitation (rubric or teacher preference match) *and* no worse on hallucination rate and refusal precision; a
   later epoch that trades either for imitation loses, and the reason says so.
+- "Not rising" / "no worse" means no *measurable* change: with the validation size known, a change within
+  `noise_z` standard errors of the difference is noise (`_not_worse`); the runbook's own tables (no size)
+  compare exactly.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class EpochScores:
     refusal_precision: float = math.nan
     escalation_precision: float = math.nan
     teacher_preference_match: float = math.nan
+    #: Prompts the rates were measured on (validation size); NaN for a table without it (the runbook's).
+    n: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -50,11 +55,20 @@ class StopDecision:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _not_worse(new: float, old: float, higher_is_better: bool) -> bool:
-    """True when `new` is no worse than `old`; an unmeasured value (NaN) never blocks."""
+def _not_worse(new: float, old: float, higher_is_better: bool, n: float = math.nan, z: float = 0.0) -> bool:
+    """True when `new` is no measurably worse than `old`; an unmeasured value (NaN) never blocks.
+
+    A rate measured on `n` prompts moves by chance: a change counts as a regression only when it exceeds `z`
+    standard errors of the difference of two binomial rates, sqrt(p1(1-p1)/n + p2(1-p2)/n). On 20 validation
+    prompts one more hallucinated answer (5 points) is noise; on runbook 7.8's 3,200 gate rows 3.6% -> 4.1%
+    (0.5 points, 1.04 standard errors) is a regression. Without `n`, any change counts.
+    """
     if math.isnan(new) or math.isnan(old):
         return True
-    return new >= old - _EPS if higher_is_better else new <= old + _EPS
+    tolerance = _EPS
+    if z > 0 and not math.isnan(n) and n > 0:
+        tolerance = max(_EPS, z * math.sqrt((new * (1 - new) + old * (1 - old)) / n))
+    return new >= old - tolerance if higher_is_better else new <= old + tolerance
 
 
 def qualifies_8_4(previous: EpochScores | None, current: EpochScores, following: EpochScores,
@@ -63,10 +77,11 @@ def qualifies_8_4(previous: EpochScores | None, current: EpochScores, following:
     gain = following.rubric - current.rubric
     if gain >= config.rubric_gain:
         return False, f"epoch {following.epoch} still gains {gain:+.3f} rubric (>= {config.rubric_gain})"
-    if previous is not None and not _not_worse(current.hallucination_rate, previous.hallucination_rate, False):
+    z, n = config.noise_z, current.n
+    if previous is not None and not _not_worse(current.hallucination_rate, previous.hallucination_rate, False, n, z):
         return False, (f"hallucination rose at epoch {current.epoch} "
                        f"({100 * previous.hallucination_rate:.1f}% -> {100 * current.hallucination_rate:.1f}%)")
-    if previous is not None and not _not_worse(current.escalation_precision, previous.escalation_precision, True):
+    if previous is not None and not _not_worse(current.escalation_precision, previous.escalation_precision, True, n, z):
         return False, f"escalation precision fell at epoch {current.epoch}"
     latency_gain = (current.p95_ms - following.p95_ms) / current.p95_ms if current.p95_ms > 0 else 0.0
     if not math.isnan(latency_gain) and latency_gain >= config.latency_gain_fraction:
@@ -106,8 +121,8 @@ def choose_epoch(table: list[EpochScores], config: ResponseStopConfig) -> StopDe
     for row in table[1:]:
         imitates_better = (row.rubric > kept.rubric + _EPS
                            or row.teacher_preference_match > kept.teacher_preference_match + _EPS)
-        safe = (_not_worse(row.hallucination_rate, kept.hallucination_rate, False)
-                and _not_worse(row.refusal_precision, kept.refusal_precision, True))
+        safe = (_not_worse(row.hallucination_rate, kept.hallucination_rate, False, row.n, config.noise_z)
+                and _not_worse(row.refusal_precision, kept.refusal_precision, True, row.n, config.noise_z))
         if imitates_better and safe:
             kept = row
         elif imitates_better:

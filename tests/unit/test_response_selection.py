@@ -79,3 +79,20 @@ def test_unmeasured_metrics_never_block():
     table = [EpochScores(1, 3.0, 0.05), EpochScores(2, 3.01, 0.05)]
     decision = choose_epoch(table, CONFIG)
     assert decision.chosen_epoch == 1 and math.isnan(table[0].p95_ms)
+
+
+def test_a_one_answer_change_on_a_small_validation_set_is_noise():
+    small = [EpochScores(1, 3.66, 0.15, refusal_precision=0.0, n=20), EpochScores(2, 3.88, 0.20, refusal_precision=0.0, n=20),
+             EpochScores(3, 4.31, 0.20, refusal_precision=0.0, n=20)]
+    assert choose_epoch(small, CONFIG).chosen_epoch == 3
+    # the same rates measured on the runbook's 3,200 gate rows are a real rise: epoch 1 is kept
+    large = [EpochScores(r.epoch, r.rubric, r.hallucination_rate, refusal_precision=0.0, n=3200) for r in small]
+    assert choose_epoch(large, CONFIG).chosen_epoch == 1
+
+
+def test_table_7_6_with_its_gate_size_still_keeps_epoch_3():
+    sized = [EpochScores(r.epoch, r.rubric, r.hallucination_rate, refusal_precision=r.refusal_precision,
+                         teacher_preference_match=r.teacher_preference_match, n=3200) for r in TABLE_7_6]
+    assert choose_epoch(sized, CONFIG).chosen_epoch == 3
+    table = [*sized[:3], EpochScores(4, 4.36, 0.041, refusal_precision=0.938, teacher_preference_match=0.874, n=3200)]
+    assert choose_epoch(table, CONFIG).chosen_epoch == 3  # 3.6% -> 4.1% on 3,200 rows is measurable
