@@ -15,7 +15,7 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +154,3 @@ def train_responder(dataset: ResponseDataset, base_dir: Path, student: ResponseS
     return TrainedResponder(merged_dir=merged, adapter_dir=adapter, table=table, decision=decision,
                             stopped_early=result.stopped_early, stop_reason=stop_reason, resampled=dict(copies),
                             lora_layers=result.lora_layers)
-
-
-def decision_dict(decision: StopDecision) -> dict[str, Any]:
-    return asdict(decision)

@@ -85,18 +85,18 @@ def _start_server(env, port):
 
 
 def _health(base: str, server, until, timeout: float = 180.0) -> dict:
-    deadline = time.monotonic() + timeout
+    deadline, body = time.monotonic() + timeout, None
     while True:
         try:
             body = httpx.get(f"{base}/health", timeout=5).json()
             if until(body):
                 return body
-        except (httpx.HTTPError, ValueError):
-            pass
+        except (httpx.HTTPError, ValueError) as exc:
+            body = repr(exc)
         if server.poll() is not None:
             raise RuntimeError(f"server exited: {server.stdout.read()[-3000:]}")
         if time.monotonic() > deadline:
-            raise TimeoutError("the server did not reach the expected state")
+            raise TimeoutError(f"the server did not reach the expected state; last /health: {body}")
         time.sleep(0.5)
 
 
@@ -109,7 +109,7 @@ def test_promote_serve_and_swap_on_rollback(distilled):
     production = stages.version_in_stage(client, MODEL, stages.PRODUCTION)
     student = read_record(client, MODEL, production)
     assert student.role == "student" and student.rollout.share == 1.0
-    baseline = [v.version for v in client.search_model_versions(f"name = '{MODEL}'")
+    baseline = [str(v.version) for v in client.search_model_versions(f"name = '{MODEL}'")
                 if read_record(client, MODEL, v.version).role == "baseline"]
     assert len(baseline) == 1  # the reference teacher, bootstrapped
 
