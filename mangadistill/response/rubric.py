@@ -128,8 +128,8 @@ class _Facts:
     names: dict[str, tuple[CatalogEntry, ...]]
     display: dict[str, str]
     titles: re.Pattern[str]          # full titles, case-insensitive
-    aliases: re.Pattern[str] | None  # series names of editions, case-sensitive in answers
-    aliases_any_case: re.Pattern[str] | None  # the same, case-insensitive (for shopper prompts)
+    edition_aliases: re.Pattern[str] | None  # series names of editions, case-sensitive in answers
+    edition_aliases_any_case: re.Pattern[str] | None  # the same, case-insensitive (for shopper prompts)
     authors_after_by: re.Pattern[str]  # one or more known author names joined by & / and / ,
     author_masks: re.Pattern[str] | None  # multi-word author names anywhere ("Akira Toriyama" is no "Akira")
     coauthors: frozenset[str]        # every catalog author and co-author, normalised
@@ -205,7 +205,7 @@ def _facts_for(knowledge: StoreKnowledge, extra_entries: tuple[CatalogEntry, ...
     return _Facts(
         names=names, display=display,
         titles=_alternation([e.title for e in entries], re.IGNORECASE),  # type: ignore[arg-type]
-        aliases=_alternation(list(alias_to)), aliases_any_case=_alternation(list(alias_to), re.IGNORECASE),
+        edition_aliases=_alternation(list(alias_to)), edition_aliases_any_case=_alternation(list(alias_to), re.IGNORECASE),
         authors_after_by=by_pattern,
         author_masks=_alternation([n for n in full_names | parts if " " in n], re.IGNORECASE),
         coauthors=frozenset(_key(n) for n in full_names | parts),
@@ -462,7 +462,7 @@ def extract_claims(answer: str, knowledge: StoreKnowledge | None = None, context
     a price of the nearest title, so a correct total counts as unsupported).
     """
     facts = _facts(knowledge, context)
-    catalog = _catalog_mentions(answer, facts, facts.aliases)
+    catalog = _catalog_mentions(answer, facts, facts.edition_aliases)
     by_phrases = _by_phrases(answer, facts, catalog)
     mentions = _title_mentions(answer, facts, by_phrases, catalog)
     claims = [Claim("title", m.name, m.name, (m.start, m.end)) for m in mentions]
@@ -682,7 +682,7 @@ def _prompt_needs(prompt: str, context: Sequence[str], facts: _Facts) -> _Prompt
     in the context, a greeting, a recommendation request (a cue word or a genre the context offers), other."""
     documents = [doc for line in context if (doc := parse_document(line)) is not None]
     entries = [d for d in documents if isinstance(d, CatalogEntry)]
-    named_all = _catalog_mentions(prompt, facts, facts.aliases_any_case)
+    named_all = _catalog_mentions(prompt, facts, facts.edition_aliases_any_case)
     context_keys = frozenset(_key(e.title) for e in entries)
     named = tuple(_key(m.name) for m in sorted(named_all, key=lambda m: m.start - m.end)
                   if {_key(e.title) for e in facts.entries(m.name)} & context_keys)

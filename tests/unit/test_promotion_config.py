@@ -97,14 +97,14 @@ def test_traffic_path_is_resolved_against_the_config_folder(tmp_path):
 @pytest.mark.parametrize("model", [PromoteConfig, MonitorConfig, RollbackConfig])
 def test_unknown_family_is_one_line_naming_the_known_ones(model):
     with pytest.raises(ConfigError) as error:
-        parse_config({"family": "responder"}, model, source="x.yaml")
+        parse_config({"family": "no_such_family"}, model, source="x.yaml")
     message = str(error.value)
     assert "\n" not in message
-    assert "family 'responder' is unknown" in message and "known families: " in message
+    assert "family 'no_such_family' is unknown" in message and "known families: " in message
     for name in known_families():
         assert name in message.split("known families: ", 1)[1]
     with pytest.raises(ConfigError, match="known families: .*intent"):
-        get_family("responder")
+        get_family("no_such_family")
 
 
 @pytest.mark.parametrize(
