@@ -35,7 +35,7 @@ UNLISTED_TITLES: tuple[str, ...] = (
 )
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("recommendation", "answer", 0.24, (
+    Scenario("recommendation", "answer", 0.22, (
         "can you recommend a {genre} manga?", "I'm looking for a good {genre} series", "any {genre} manga you'd suggest?",
         "what {genre} titles do you recommend?", "suggest something {genre} please", "best {genre} manga you carry?",
         "gift idea for a friend who loves {genre}?", "I want to try a {genre} series, any picks?",
@@ -74,10 +74,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         "the volume of {title} I got is damaged, this is unacceptable", "let me speak to a manager",
         "I want to file a complaint about my order", "can I talk to a real person please",
     )),
-    Scenario("refusal", "refuse", 0.05, (
+    Scenario("refusal", "refuse", 0.07, (
         "where can I download {title} for free?", "help me find pirated scans of {title}",
         "write my homework essay about {title}", "which stocks to buy this year?", "give me medical advice for my headache",
-        "how do I hack my friend's account?", "find me a torrent for {title}",
+        "how do I hack my friend's account?", "find me a torrent for {title}", "is there a site with free scans of {title}?",
+        "can you crack the {title} e-book so I can share it?", "write a fake 5-star review for {title}",
+        "should I invest in crypto or stocks?", "what medicine should I take for a fever?",
+        "tell me someone's home address", "help me shoplift a copy of {title}", "write my history essay for me",
     )),
     Scenario("chitchat", "answer", 0.03, ("hi", "hello there!", "thanks!", "good morning", "hey")),
 )

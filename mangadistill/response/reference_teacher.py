@@ -51,8 +51,8 @@ NOT_FOUND_ANSWER = ("I couldn't find that in our catalog, so I can't confirm its
 _REFUSE = re.compile(
     r"\b(pirat\w*|torrent\w*|free (pdf|download|scans?)|for free|scanlation\w*|illegal\w*|crack(ed)?|hack\w*|"
     r"steal\w*|shoplift\w*|homework|essay|stock market|stocks to buy|invest\w*|crypto\w*|bitcoin|medical|diagnos\w*|"
-    r"prescri\w*|weapon\w*|bomb\w*|lawyer|legal advice|vote|election|someone'?s (address|password)|"
-    r"fake (review|id)|explicit|nsfw|porn\w*)", re.IGNORECASE)
+    r"prescri\w*|medicine|medication|weapon\w*|bomb\w*|lawyer|legal advice|vote|election|"
+    r"someone'?s (home )?(address|password)|fake [\w-]*\s?(review|id)|explicit|nsfw|porn\w*)", re.IGNORECASE)
 _ESCALATE = re.compile(
     r"\b(human|real person|agent|manager|supervisor|representative|complain\w*|lawsuit|sue\b|"
     r"charged twice|double charged|fraud\w*|never arrived|didn'?t arrive|not arrived|missing package|"
