@@ -12,6 +12,12 @@ MODEL_CARD = "mangadistill.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx")
 
 
+def read_card(folder: str | Path) -> dict:
+    """The `mangadistill.json` card of a model folder; {} for a folder without one (e.g. a user's HF folder)."""
+    path = Path(folder) / MODEL_CARD
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 @dataclass(frozen=True)
 class ModelDir:
     """A folder holding a saved classifier: HF weights + config, its tokenizer, and `mangadistill.json`.

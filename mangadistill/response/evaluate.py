@@ -62,9 +62,10 @@ def preference(judge, rows: Sequence[ResponseRow], student: Sequence[str], teach
 def teacher_cost_per_1k(prompt_tokens: Sequence[int], completion_tokens: Sequence[int],
                         teacher: ResponseTeacherConfig) -> float:
     """What 1,000 answers cost at the teacher's API prices, from the measured token counts (runbook 11.3)."""
-    per_answer = (np.mean(prompt_tokens) * teacher.price_input_per_1m_usd
-                  + np.mean(completion_tokens) * teacher.price_output_per_1m_usd) / 1e6
-    return float(1000 * per_answer)
+    from mangadistill.response.rubric import cost_per_1k
+
+    return cost_per_1k(float(np.mean(prompt_tokens)), float(np.mean(completion_tokens)),
+                       teacher.price_input_per_1m_usd, teacher.price_output_per_1m_usd)
 
 
 def student_cost_per_1k(latency_ms: Sequence[float], serving: ServingCostConfig) -> float:
@@ -74,10 +75,12 @@ def student_cost_per_1k(latency_ms: Sequence[float], serving: ServingCostConfig)
 
 
 def cost_reduction(teacher_cost: float, student_cost: float) -> float:
-    """Runbook 18.3: (teacher - student) / teacher; NaN when the teacher's cost is unknown or zero."""
+    """Runbook 18.3 (`mangadistill.evaluation.cost.cost_reduction`); NaN when the teacher's cost is unknown or 0."""
+    from mangadistill.evaluation.cost import cost_reduction as reduction
+
     if not teacher_cost or math.isnan(teacher_cost):
         return float("nan")
-    return (teacher_cost - student_cost) / teacher_cost
+    return reduction(teacher_cost, student_cost)
 
 
 def evaluate_all(dataset: ResponseDataset, teacher_texts: dict[str, str], base_dir: Path, student_dir: Path,

@@ -30,6 +30,7 @@ from transformers import (
 )
 
 from mangadistill.errors import ModelLoadError
+from mangadistill.models.model_dir import read_card
 from mangadistill.response.chat import ChatModel, ChatResult
 
 #: End of a ChatML turn: a stop token whatever the tokenizer calls eos.
@@ -104,12 +105,6 @@ class HFChatModel:
         return pad_token_id(self.tokenizer)
 
 
-def _card(folder: Path) -> dict:
-    import json
-
-    path = folder / "mangadistill.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
 
 def load_chat_model(folder: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Model + tokenizer from a full model folder, a LoRA adapter folder (base named in its config), or an ONNX
@@ -117,7 +112,7 @@ def load_chat_model(folder: str | Path) -> tuple[PreTrainedModel, PreTrainedToke
     folder = Path(folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        card = _card(folder)
+        card = read_card(folder)
         if card.get("format") == "onnx":  # an ONNX variant (`response.export`), served with onnxruntime
             from optimum.onnxruntime import ORTModelForCausalLM
 

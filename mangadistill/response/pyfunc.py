@@ -13,7 +13,6 @@ The life cycle and the server skip the pandas wrapper and call `load_responder` 
 
 from __future__ import annotations
 
-import json
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import mlflow
 import mlflow.pyfunc
 from mlflow.models import Model
 
+from mangadistill.models.model_dir import read_card
 from mangadistill.response.responder import GroundedResponder
 
 MODEL_ARTIFACT = "model"
@@ -37,7 +37,7 @@ def responder_from_artifacts(artifacts: dict[str, str], *, threads: int | None =
     if MODEL_ARTIFACT in artifacts:
         from mangadistill.response.generation import HFChatModel
 
-        card = _card(Path(artifacts[MODEL_ARTIFACT]))
+        card = read_card(Path(artifacts[MODEL_ARTIFACT]))
         chat = HFChatModel(Path(artifacts[MODEL_ARTIFACT]), name=card.get("name", "mangaassist-responder"),
                            threads=threads)
     elif REFERENCE_ARTIFACT in artifacts:
@@ -49,10 +49,6 @@ def responder_from_artifacts(artifacts: dict[str, str], *, threads: int | None =
                          f"'{MODEL_ARTIFACT}' nor '{REFERENCE_ARTIFACT}'")
     return GroundedResponder(chat, context_k=context_k, max_new_tokens=max_new_tokens)
 
-
-def _card(folder: Path) -> dict:
-    path = folder / "mangadistill.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 class ResponderPyfunc(mlflow.pyfunc.PythonModel):
