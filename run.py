@@ -47,12 +47,51 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", metavar="NAME",
                         help="promote/monitor/rollback/--serve: the registered model (its family's config, "
                         "configs/<pipeline>_<family>.yaml, is the default); default: the family's own model")
-    parser.add_argument("--serve", metavar="FAMILY", choices=known_families(),
-                        help=f"serve a family's production model over HTTP ({', '.join(known_families())})")
+    parser.add_argument("--serve", metavar="WHAT", choices=[*known_families(), OPENAI_SERVER],
+                        help=f"serve a family's production model over HTTP ({', '.join(known_families())}), or "
+                        f"'{OPENAI_SERVER}': the OpenAI-compatible fine-tuning server (files, supervised jobs, chat "
+                        "completions; --config default configs/serve_openai.yaml; needs $MANGADISTILL_API_KEY)")
     parser.add_argument("--host", default="127.0.0.1", help="address for --serve (default 127.0.0.1)")
     parser.add_argument("--poll-seconds", type=float, default=2.0,
                         help="--serve: how often the registry is checked for a new production version (default 2)")
     return parser
+
+
+def _serve_openai(args: argparse.Namespace) -> int:
+    """The OpenAI-compatible fine-tuning server (mangadistill/serving/openai_server.py) until Ctrl+C or SIGTERM;
+    a job running at that moment stays 'running' in its SQLite store and resumes on the next start."""
+    import uvicorn
+
+    from mangadistill.config import OpenAIServerConfig, load_config
+    from mangadistill.finetune.service import FineTuneService
+    from mangadistill.serving.openai_server import create_openai_app
+    from pipelines.stack import mlflow_tracking_uri
+
+    api_key = os.environ.get(API_KEY_ENV, "").strip()
+    if not api_key:
+        print(f"error: --serve {OPENAI_SERVER} needs an API key: set ${API_KEY_ENV} (clients send it as "
+              "'Authorization: Bearer <key>', e.g. OPENAI_API_KEY for the openai client)", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.config or Path("configs/serve_openai.yaml"), OpenAIServerConfig)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uri, port = mlflow_tracking_uri(), args.port or 8000
+    service = FineTuneService(config, tracking_uri=uri)
+    print(f"OpenAI-compatible fine-tuning server on http://{args.host}:{port}/v1 (state {config.root.resolve()}, "
+          f"jobs tracked in {uri}); base models {sorted(config.base_models)} (Ctrl+C to stop)", flush=True)
+    with _stop_signals():
+        try:
+            uvicorn.run(create_openai_app(service, api_key, config.limits), host=args.host, port=port,
+                        log_level="warning", access_log=False)
+        except _Stopped as stopped:
+            return stopped.exit_code
+        finally:
+            service.stop()
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -111,8 +150,11 @@ def _mlflow_ui(port: int) -> int:
             return stopped.exit_code
 
 
-#: The environment variable that, when set, makes `--serve`'s /predict require `Authorization: Bearer <key>`.
+#: The environment variable that, when set, makes `--serve`'s /predict require `Authorization: Bearer <key>`
+#: (and that `--serve openai` requires).
 API_KEY_ENV = "MANGADISTILL_API_KEY"
+#: `--serve openai`: the OpenAI-compatible fine-tuning server rather than a family's model.
+OPENAI_SERVER = "openai"
 
 
 class _Stopped(Exception):
@@ -279,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.mlflow_ui:
         return _mlflow_ui(args.port or 5000)
+    if args.serve == OPENAI_SERVER:
+        return _serve_openai(args)
     if args.serve:
         return _serve(args)
     if not args.pipeline:

@@ -5,6 +5,7 @@
 - `distill_response`: the response track (prompts, teacher endpoint, LoRA SFT student, rubric evaluation);
 - `traffic`: where production-traffic logs come from (drift, shadow, monitoring);
 - `drift`: the `drift_report` pipeline;
+- `openai_server`: the OpenAI-compatible fine-tuning server (`run.py --serve openai`);
 - `lifecycle`: promotion (gates, shadow, rollout), monitoring (triggers) and rollback of any model family.
 
 Every name is re-exported here, so callers write ``from mangadistill.config import StudentConfig``.
@@ -28,8 +29,11 @@ from mangadistill.config.drift import *  # noqa: F403
 from mangadistill.config.drift import __all__ as _drift_all
 from mangadistill.config.lifecycle import *  # noqa: F403
 from mangadistill.config.lifecycle import __all__ as _lifecycle_all
+from mangadistill.config.openai_server import *  # noqa: F403
+from mangadistill.config.openai_server import __all__ as _server_all
 from mangadistill.config.traffic import *  # noqa: F403
 from mangadistill.config.traffic import __all__ as _traffic_all
 
 __all__ = ["EXTENDS_KEY", "ConfigT", "StrictModel", "load_config", "merge_layers", "parse_config", "read_layered",
-           "resolve_relative_paths", *_distill_all, *_response_all, *_drift_all, *_lifecycle_all, *_traffic_all]
+           "resolve_relative_paths", *_distill_all, *_response_all, *_drift_all, *_lifecycle_all, *_traffic_all,
+           *_server_all]

@@ -159,6 +159,8 @@ class SFTResult:
     resumed: bool
     #: The blocks that carry adapters (peft `layers_to_transform`); None: all of them.
     lora_layers: tuple[int, ...] | None = None
+    #: True when `should_cancel` ended training mid-run.
+    cancelled: bool = False
 
     @property
     def last_adapter_dir(self) -> Path:
@@ -202,14 +204,14 @@ def build_trainer(
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     train_set = _dataset(train_rows, "train")
-    val_set = _dataset(val_rows, "validation")
+    val_set = _dataset(val_rows, "validation") if val_rows else None  # none: no eval loss (NaN in the history)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.bfloat16 if settings.bf16 else torch.float32)
     if settings.gradient_checkpointing:
         model.config.use_cache = False  # the KV cache is useless in training and conflicts with checkpointing
     lora = _lora_config(settings, model.config.num_hidden_layers)
     return _LossTrackingSFTTrainer(
-        model=model, args=_sft_config(settings, Path(output_dir) / TRAINER_DIR), train_dataset=train_set,
+        model=model, args=_sft_config(settings, Path(output_dir) / TRAINER_DIR, evaluate=val_set is not None), train_dataset=train_set,
         eval_dataset=val_set, processing_class=tokenizer, peft_config=lora,
     )
 
@@ -217,8 +219,13 @@ def build_trainer(
 def train_lora(
     base_dir: Path, train_rows: Sequence[Mapping[str, Any]], val_rows: Sequence[Mapping[str, Any]],
     settings: SFTSettings, output_dir: Path, *, on_epoch_end: EpochHook | None = None, resume: bool = False,
+    should_cancel: Callable[[], bool] | None = None, on_log: Callable[[dict[str, float]], None] | None = None,
 ) -> SFTResult:
     """Fine-tune a LoRA adapter on `base_dir` for `settings.epochs` epochs, or until `on_epoch_end` returns True.
+
+    `should_cancel` is asked after every optimizer step: True ends training there (no epoch is recorded for
+    the unfinished epoch; `SFTResult.cancelled` is set). `on_log` receives the Trainer's logged numbers
+    (``loss``, ``learning_rate``, ``step``, ...) every `logging_steps` steps.
 
     With `resume=True`, continues from the latest trainer checkpoint in `output_dir` (a killed or stopped
     run with the same rows and settings; `epochs` may be raised), or starts fresh when there is none.
@@ -234,12 +241,15 @@ def train_lora(
     trainer = build_trainer(base_dir, train_rows, val_rows, settings, output_dir)
     recorder = _EpochRecorder(trainer, output_dir, history, on_epoch_end)
     trainer.add_callback(recorder)
+    steps = _StepWatcher(should_cancel, on_log)
+    trainer.add_callback(steps)
     log.info("LoRA SFT: %d train / %d val rows, %s, output %s%s", len(train_rows), len(val_rows),
              _describe(trainer.model), output_dir, f", resuming {checkpoint}" if checkpoint else "")
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     lora_layers = trainer.model.peft_config["default"].layers_to_transform
     return SFTResult(output_dir=output_dir, history=tuple(recorder.history), stopped_early=recorder.stopped,
-                     resumed=checkpoint is not None, lora_layers=tuple(lora_layers) if lora_layers else None)
+                     resumed=checkpoint is not None, lora_layers=tuple(lora_layers) if lora_layers else None,
+                     cancelled=steps.cancelled)
 
 
 def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
@@ -368,8 +378,29 @@ class _EpochRecorder(TrainerCallback):
         return bool(broadcast_object_list([stop], from_process=0)[0])
 
 
-def _sft_config(settings: SFTSettings, trainer_dir: Path) -> SFTConfig:
-    """trl's config: completion-only loss, evaluate + checkpoint every epoch, no external reporting."""
+class _StepWatcher(TrainerCallback):
+    """Cancellation after any optimizer step, and the Trainer's step logs handed to a caller."""
+
+    def __init__(self, should_cancel: Callable[[], bool] | None,
+                 on_log: Callable[[dict[str, float]], None] | None) -> None:
+        self._should_cancel, self._log = should_cancel, on_log  # not `self.on_log`: that is the callback itself
+        self.cancelled = False
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any) -> None:
+        if self._should_cancel is not None and self._should_cancel():
+            self.cancelled = True
+            control.should_training_stop = True
+            control.should_save = control.should_evaluate = False
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **_: Any) -> None:
+        if self._log is not None and logs and state.is_world_process_zero:
+            self._log({**logs, "step": state.global_step, "epoch": state.epoch or 0.0})
+
+
+def _sft_config(settings: SFTSettings, trainer_dir: Path, evaluate: bool = True) -> SFTConfig:
+    """trl's config: completion-only loss, evaluate (when there are validation rows) + checkpoint every epoch,
+    no external reporting."""
     return SFTConfig(
         output_dir=str(trainer_dir),
         num_train_epochs=settings.epochs,
@@ -387,7 +418,7 @@ def _sft_config(settings: SFTSettings, trainer_dir: Path) -> SFTConfig:
         gradient_checkpointing=settings.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if settings.gradient_checkpointing else None,
         use_cpu=not torch.cuda.is_available(),
-        eval_strategy="epoch",
+        eval_strategy="epoch" if evaluate else "no",
         save_strategy="epoch",
         save_total_limit=1,  # resume needs the latest only; each epoch's adapter is kept under epoch-N
         logging_strategy="steps",

@@ -19,8 +19,8 @@ import uvicorn
 class LoopbackServer:
     """uvicorn on an OS-chosen free port of 127.0.0.1; `url` is its base, e.g. ``http://127.0.0.1:PORT``."""
 
-    def __init__(self, app: Any) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
+    def __init__(self, app: Any, *, lifespan: str = "off") -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan,
                                 timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="loopback-uvicorn", daemon=True)
@@ -43,9 +43,9 @@ class LoopbackServer:
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[LoopbackServer]:
-    """Serve `app` for the duration of the block."""
-    server = LoopbackServer(app).start()
+def serve(app: Any, *, lifespan: str = "off") -> Iterator[LoopbackServer]:
+    """Serve `app` for the duration of the block (`lifespan="on"` runs the app's start-up and shutdown)."""
+    server = LoopbackServer(app, lifespan=lifespan).start()
     try:
         yield server
     finally:

@@ -135,7 +135,7 @@ def chat_router(models: ModelSource, *, api_key: str | None = None, limits: Chat
     @router.get("/v1/models")
     def list_models(request: Request) -> Response:
         try:
-            _check_key(request, api_key)
+            check_key(request, api_key)
             return JSONResponse({"object": "list", "data": [_model_card(name, started) for name in sorted(models())]})
         except OpenAIError as error:
             return error.response()
@@ -143,7 +143,7 @@ def chat_router(models: ModelSource, *, api_key: str | None = None, limits: Chat
     @router.get("/v1/models/{model_id:path}")
     def retrieve_model(model_id: str, request: Request) -> Response:
         try:
-            _check_key(request, api_key)
+            check_key(request, api_key)
             _lookup(models(), model_id)
             return JSONResponse(_model_card(model_id, started))
         except OpenAIError as error:
@@ -152,8 +152,8 @@ def chat_router(models: ModelSource, *, api_key: str | None = None, limits: Chat
     @router.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         try:
-            _check_key(request, api_key)
-            body = _parse(await _read_body(request, limits.max_body_bytes), limits)
+            check_key(request, api_key)
+            body = _parse(await read_body(request, limits.max_body_bytes), limits)
             model = _lookup(models(), body.model)
             messages = [{"role": m.role, "content": m.text()} for m in body.messages]
             max_tokens = body.max_completion_tokens or body.max_tokens or limits.default_max_tokens
@@ -186,13 +186,14 @@ def create_chat_app(models: Mapping[str, ChatModel] | ModelSource, api_key: str 
     return app
 
 
-def _check_key(request: Request, api_key: str | None) -> None:
+def check_key(request: Request, api_key: str | None) -> None:
+    """A 401 in OpenAI's shape unless the request carries ``Authorization: Bearer <api_key>`` (when set)."""
     if api_key is not None and not authorized(request.headers.get("authorization"), api_key):
         raise OpenAIError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
                           code="invalid_api_key", headers={"www-authenticate": "Bearer"})
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with a 413 by its content-length or as soon as more than `limit` bytes arrive."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
