@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--pipeline", choices=sorted(PIPELINES), help="pipeline to run")
     parser.add_argument("--config", type=Path, help="YAML config (default: configs/<pipeline>.yaml)")
     parser.add_argument("--no-cache", action="store_true", help="re-run every step instead of reusing cached artifacts")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="distill_response_managed: build and validate the fine-tuning files, print the token "
+                        "and cost estimate (runbook 7.4), then stop: nothing is uploaded, no job is started")
     parser.add_argument("--stack", metavar="NAME",
                         help="run on an existing ZenML stack with an MLflow tracker (default: create/use the local one)")
     parser.add_argument("--mlflow-ui", action="store_true", help="start the MLflow UI on the project's MLflow store")
@@ -237,6 +240,10 @@ def _config(args: argparse.Namespace, entry: PipelineEntry):
     updates = {"model_name": args.model} if args.model else {}
     if args.version is not None:
         updates["candidate_version"] = args.version
+    if args.dry_run:
+        if "managed" not in fields:
+            raise ConfigError(f"--dry-run applies to distill_response_managed, not {entry.name}")
+        updates["managed"] = config.managed.model_copy(update={"dry_run": True})
     return config.model_copy(update=updates) if updates else config
 
 

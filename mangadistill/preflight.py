@@ -17,6 +17,7 @@ from mangadistill.config import (
     DataConfig,
     DistillIntentConfig,
     DistillResponseConfig,
+    DistillResponseManagedConfig,
     DriftReportConfig,
     SplitConfig,
     TrafficConfig,
@@ -47,6 +48,9 @@ def preflight(config: BaseModel) -> None:
         _preflight_traffic(traffic)
     if isinstance(config, DistillResponseConfig):
         _preflight_distill_response(config)
+        return
+    if isinstance(config, DistillResponseManagedConfig):
+        _preflight_distill_response_managed(config)
         return
     if not isinstance(config, DistillIntentConfig):
         return
@@ -161,15 +165,30 @@ def _preflight_drift_report(config: DriftReportConfig) -> None:
 
 def _preflight_distill_response(config: DistillResponseConfig) -> None:
     """Your chat files exist, the student's base model is there, the teacher's key is set (for a remote teacher)."""
-    for key, path in (("data.path", config.data.path), ("data.golden_path", config.data.golden_path)):
-        if config.data.source == "jsonl" and path is not None and not Path(path).is_file():
-            raise DataError(f"{key}: file not found: {path}")
+    _preflight_response_inputs(config)
     from mangadistill.response.student import SMOLLM2, smollm2_gguf, validate_causal_lm_folder
 
     if config.student.base_model == SMOLLM2:
         smollm2_gguf()
     else:
         validate_causal_lm_folder(Path(config.student.base_model).expanduser())
+
+
+def _preflight_distill_response_managed(config: DistillResponseManagedConfig) -> None:
+    """Your chat files exist, the teacher's key is set (remote teacher), the endpoint's key is set (unless a dry
+    run, which talks to no endpoint but the teacher's)."""
+    _preflight_response_inputs(config)
+    if not config.managed.dry_run:
+        from mangadistill.finetune.workflow import ManagedEndpoint
+
+        ManagedEndpoint(config.managed.base_url, config.managed.api_key_env).api_key()
+
+
+def _preflight_response_inputs(config: DistillResponseConfig | DistillResponseManagedConfig) -> None:
+    """Both response tracks: the chat files exist, a remote teacher's key is set."""
+    for key, path in (("data.path", config.data.path), ("data.golden_path", config.data.golden_path)):
+        if config.data.source == "jsonl" and path is not None and not Path(path).is_file():
+            raise DataError(f"{key}: file not found: {path}")
     if config.teacher.backend == "openai":
         from mangadistill.response.labeling import teacher_endpoint
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from mangadistill.config import (
     DistillIntentConfig,
     DistillResponseConfig,
+    DistillResponseManagedConfig,
     DriftReportConfig,
     MonitorConfig,
     PromoteConfig,
@@ -63,6 +64,12 @@ PIPELINES: dict[str, PipelineEntry] = {
             "pipelines.distill_response",
             DistillResponseConfig,
             "distil the teacher's answers into a small LoRA-tuned Llama student; rubric-evaluate; register it",
+        ),
+        PipelineEntry(
+            "distill_response_managed",
+            "pipelines.distill_response_managed",
+            DistillResponseManagedConfig,
+            "managed response distillation: OpenAI fine-tuning workflow at any OpenAI-compatible URL; register it",
         ),
         PipelineEntry(
             "drift_report",

@@ -10,6 +10,8 @@ from steps.check_drift import check_drift
 from steps.check_production import check_production
 from steps.clean_intent_data import clean_intent_data
 from steps.describe_queries import describe_queries
+from steps.evaluate_finetune_checkpoints import evaluate_finetune_checkpoints
+from steps.evaluate_managed_responder import evaluate_managed_responder
 from steps.evaluate_models import evaluate_models
 from steps.evaluate_responders import evaluate_responders
 from steps.evaluate_shadow import evaluate_shadow
@@ -22,12 +24,15 @@ from steps.load_intent_data import load_intent_data
 from steps.load_reference_data import load_reference_data
 from steps.load_traffic_log import load_traffic_log
 from steps.predict_intents import predict_intents
+from steps.prepare_finetune_files import prepare_finetune_files
 from steps.prepare_response_student import prepare_response_student
 from steps.recommend_retraining import recommend_retraining
+from steps.register_managed_responder import register_managed_responder
 from steps.register_responder import register_responder
 from steps.register_student import register_student
 from steps.report_drift import report_drift
 from steps.rollback_production import rollback_production
+from steps.run_finetune_job import run_finetune_job
 from steps.select_candidate import select_candidate
 from steps.train_responder import train_responder
 from steps.train_student import train_student
@@ -44,6 +49,8 @@ __all__ = [
     "check_production",
     "clean_intent_data",
     "describe_queries",
+    "evaluate_finetune_checkpoints",
+    "evaluate_managed_responder",
     "evaluate_models",
     "evaluate_responders",
     "evaluate_shadow",
@@ -56,12 +63,15 @@ __all__ = [
     "load_reference_data",
     "load_traffic_log",
     "predict_intents",
+    "prepare_finetune_files",
     "prepare_response_student",
     "recommend_retraining",
+    "register_managed_responder",
     "register_responder",
     "register_student",
     "report_drift",
     "rollback_production",
+    "run_finetune_job",
     "select_candidate",
     "train_responder",
     "train_student",

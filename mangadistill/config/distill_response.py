@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -11,8 +11,10 @@ from mangadistill.config.base import StrictModel
 
 __all__ = [
     "DistillResponseConfig",
+    "DistillResponseManagedConfig",
     "GeneratedPromptsConfig",
     "JudgeConfig",
+    "ManagedFineTuneConfig",
     "ResponseDataConfig",
     "ResponseEvaluationConfig",
     "ResponseExportConfig",
@@ -208,4 +210,61 @@ class DistillResponseConfig(StrictModel):
     student: ResponseStudentConfig = ResponseStudentConfig()
     evaluation: ResponseEvaluationConfig = ResponseEvaluationConfig()
     export: ResponseExportConfig = ResponseExportConfig()
+    registry: ResponseRegistryConfig = ResponseRegistryConfig()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# distill_response_managed: the OpenAI fine-tuning workflow (runbook 7) at any OpenAI-compatible base URL
+# ---------------------------------------------------------------------------------------------------------
+
+
+class ManagedFineTuneConfig(StrictModel):
+    """Where the student is fine-tuned and served: OpenAI, the project's server (``run.py --serve openai``),
+    or any server that speaks OpenAI's files / fine-tuning / chat-completions protocol."""
+
+    base_url: str = Field("http://127.0.0.1:8000/v1", min_length=1,
+                          description="OpenAI-compatible base URL, e.g. https://api.openai.com/v1.")
+    api_key_env: str = Field("MANGADISTILL_API_KEY", min_length=1, description="Environment variable with the key.")
+    model: str = Field("smollm2-135m-instruct", min_length=1,
+                       description="Student base model to fine-tune (gpt-4.1-mini-2025-04-14 at OpenAI).")
+    suffix: str = Field("mangaassist", max_length=64, pattern=r"^[A-Za-z0-9_-]*$",
+                        description="Goes into the fine-tuned model's name: ft:<base>:<suffix>:<id>.")
+    n_epochs: int | Literal["auto"] = Field(4, description="Epochs (runbook 7.4: 4); every epoch is evaluated.")
+    batch_size: int | Literal["auto"] = Field("auto", description="Examples per step; 'auto': the provider's.")
+    learning_rate_multiplier: float | Literal["auto"] = Field("auto", description="'auto': the provider's.")
+    seed: int = Field(13, ge=0, description="The job's seed.")
+    attempt: int = Field(
+        1, ge=1, description="Part of the job's identity: raise it to start a new job after a failed or cancelled one.")
+    max_tokens_per_example: int = Field(
+        2048, ge=32, le=1_000_000,
+        description="Longest training example in tokens (gpt-4.1-mini: 65,536; this project's server: its base model's).")
+    price_training_per_1m_usd: float = Field(
+        5.0, ge=0.0, description="Training price per 1M tokens (gpt-4.1-mini: $5.00), for the estimate.")
+    price_input_per_1m_usd: float = Field(
+        0.8, ge=0.0, description="The fine-tuned student's price per 1M prompt tokens (gpt-4.1-mini fine-tuned: $0.80).")
+    price_output_per_1m_usd: float = Field(
+        3.2, ge=0.0, description="The fine-tuned student's price per 1M answer tokens (gpt-4.1-mini fine-tuned: $3.20).")
+    poll_seconds: float = Field(2.0, gt=0.0, le=600.0, description="How often the job is polled.")
+    job_timeout_s: float = Field(24 * 3600.0, gt=0.0, description="Give up following the job after this long.")
+    timeout_s: float = Field(120.0, gt=0.0, le=3600.0, description="Timeout of one request.")
+    max_retries: int = Field(5, ge=0, le=20, description="SDK retries on 429, 5xx and timeouts.")
+    max_concurrency: int = Field(4, ge=1, le=64, description="Evaluation requests in flight at once.")
+    files_dir: Path = Field(Path(".cache/finetune"), description="Where the chat JSONL files are written.")
+    dry_run: bool = Field(False, description="Stop after validating the files and printing the estimate (--dry-run).")
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The supervised method's hyperparameters as sent."""
+        return {"n_epochs": self.n_epochs, "batch_size": self.batch_size,
+                "learning_rate_multiplier": self.learning_rate_multiplier}
+
+
+class DistillResponseManagedConfig(StrictModel):
+    """Config of the `distill_response_managed` pipeline (runbook 7: build JSONL, upload, supervised job,
+    evaluate every epoch's checkpoint, keep the 7.8 choice, register a version that calls the endpoint)."""
+
+    data: ResponseDataConfig = ResponseDataConfig()
+    teacher: ResponseTeacherConfig = ResponseTeacherConfig()
+    managed: ManagedFineTuneConfig = ManagedFineTuneConfig()
+    stop: ResponseStopConfig = ResponseStopConfig()
+    evaluation: ResponseEvaluationConfig = ResponseEvaluationConfig()
     registry: ResponseRegistryConfig = ResponseRegistryConfig()

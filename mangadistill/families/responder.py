@@ -177,6 +177,18 @@ class ResponderFamily(Family):
 # ---------------------------------------------------------------------------------------------------------
 
 
+#: The 7.7 gates a distillation run can check by itself (rollback target and observability need the registry).
+RUN_GATES = ("teacher_preference_match", "win_rate_vs_base", "hallucination_rate", "refusal_precision", "cost_reduction")
+
+
+def run_gates(student_metrics: dict[str, Any]):
+    """The distilled student's gate-set numbers against the family's 7.7 gates a run can check (`RUN_GATES`)."""
+    from mangadistill.lifecycle.gates import evaluate_gates
+
+    gates = {name: spec for name, spec in ResponderFamily().default_offline_gates().items() if name in RUN_GATES}
+    return evaluate_gates("offline", gates, student_metrics)
+
+
 def benchmark_of(metrics: dict[str, Any], **extra: float) -> dict[str, float]:
     numbers = {key: float(metrics[key]) for key in BENCHMARK_KEYS
                if isinstance(metrics.get(key), (int, float)) and np.isfinite(metrics[key])}

@@ -22,8 +22,8 @@ from typing import Any
 from mangadistill.config.distill_response import ResponseEvaluationConfig, ResponseStudentConfig
 from mangadistill.response.catalog import store_knowledge
 from mangadistill.response.dataset import ResponseDataset, ResponseRow, as_prompt_completion, training_rows
-from mangadistill.response.evaluate import make_judge, preference, quality
-from mangadistill.response.selection import EpochScores, StopDecision, choose_epoch, should_stop
+from mangadistill.response.evaluate import make_judge, validation_metrics
+from mangadistill.response.selection import StopDecision, choose_epoch, scores_of, should_stop
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +92,6 @@ def _read_table(work: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _scores(row: dict[str, Any]) -> EpochScores:
-    return EpochScores(epoch=row["epoch"], rubric=row["val_rubric"], hallucination_rate=row["hallucination_rate"],
-                       p95_ms=row["p95_ms"], train_loss=row["train_loss"], refusal_precision=row["refusal_precision"],
-                       escalation_precision=row["escalation_precision"],
-                       teacher_preference_match=row["teacher_preference_match"], n=row.get("n", math.nan))
-
-
 def train_responder(dataset: ResponseDataset, base_dir: Path, student: ResponseStudentConfig,
                     evaluation: ResponseEvaluationConfig, work: Path, *,
                     on_epoch: EpochCallback | None = None) -> TrainedResponder:
@@ -121,16 +114,14 @@ def train_responder(dataset: ResponseDataset, base_dir: Path, student: ResponseS
 
     def hook(context) -> bool:
         answers = [r.text for r in answer_rows(context.model, context.tokenizer, val, evaluation)]
-        metrics, scores = quality(val, answers, knowledge, evaluation.word_limit)
-        prefs = preference(judge, val, answers, targets, base_answers)
+        metrics, scores = validation_metrics(val, answers, base_answers, judge, knowledge, evaluation.word_limit)
         speed = measure_generation(HFChatModel((context.model, context.tokenizer), name="student"), timed,
                                    evaluation.max_new_tokens)
-        row = {"epoch": context.epoch, "train_loss": context.train_loss, "eval_loss": context.eval_loss,
-               "val_rubric": metrics["rubric"], **{k: v for k, v in metrics.items() if k != "rubric"}, **prefs,
+        row = {"epoch": context.epoch, "train_loss": context.train_loss, "eval_loss": context.eval_loss, **metrics,
                "p95_ms": speed["p95_ms"], "p50_ms": speed["p50_ms"], "tokens_per_s": speed["tokens_per_s"],
                "train_tokens": context.record.train_tokens, "train_seconds": context.record.train_seconds}
         table.append(row)
-        decision = should_stop([_scores(r) for r in table], student.stop)
+        decision = should_stop([scores_of(r) for r in table], student.stop)
         row["stop_rule"] = decision.reason
         with (work / EPOCHS_FILE).open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
@@ -139,14 +130,14 @@ def train_responder(dataset: ResponseDataset, base_dir: Path, student: ResponseS
                     for r, t, a, s in list(zip(val, targets, answers, scores))[:evaluation.examples_per_epoch]]
         if on_epoch is not None:
             on_epoch(row, examples)
-        logger.info("epoch %d: val rubric %.3f, hallucination %.1f%%, %s", context.epoch, metrics["rubric"],
+        logger.info("epoch %d: val rubric %.3f, hallucination %.1f%%, %s", context.epoch, metrics["val_rubric"],
                     100 * metrics["hallucination_rate"], decision.reason)
         return decision.stop
 
     result = train_lora(base_dir, rows, [as_prompt_completion(r) for r in val], sft_settings(student), work / "sft",
                         on_epoch_end=hook, resume=True)
     table = _read_table(work)  # what every epoch measured, earlier (killed) runs included
-    decision = choose_epoch([_scores(r) for r in table], student.stop)
+    decision = choose_epoch([scores_of(r) for r in table], student.stop)
     adapter = result.adapter_dir(decision.chosen_epoch)
     merged = merge_adapter(base_dir, adapter, work / f"merged-epoch-{decision.chosen_epoch}")
     stop_reason = table[-1].get("stop_rule", "") if result.stopped_early else (

@@ -23,8 +23,8 @@ from mangadistill.config.distill_response import (
 from mangadistill.response.catalog import StoreKnowledge, store_knowledge
 from mangadistill.response.dataset import ResponseDataset, ResponseRow
 
-__all__ = ["AXES", "cost_reduction", "evaluate_all", "make_judge", "preference", "quality", "student_cost_per_1k",
-           "teacher_cost_per_1k"]
+__all__ = ["AXES", "compare_answers", "cost_reduction", "evaluate_all", "make_judge", "preference", "quality",
+           "split_examples", "student_cost_per_1k", "teacher_cost_per_1k", "validation_metrics"]
 
 #: The rubric's axes (runbook 7.5), in its order.
 AXES = ("factuality", "relevance", "policy", "format", "conciseness")
@@ -57,6 +57,34 @@ def preference(judge, rows: Sequence[ResponseRow], student: Sequence[str], teach
     from mangadistill.response.judge import preference_metrics
 
     return preference_metrics(judge, list(rows), list(student), list(teacher), None if base is None else list(base))
+
+
+def validation_metrics(rows: Sequence[ResponseRow], answers: Sequence[str], base_answers: Sequence[str] | None, judge,
+                       knowledge: StoreKnowledge, word_limit: int) -> tuple[dict[str, float], list[Any]]:
+    """One epoch's validation numbers (8.3 / 7.6 columns): ``val_rubric``, the axes, hallucination,
+    refusal/escalation, teacher preference match and win rate vs the base student; and the per-answer scores."""
+    metrics, scores = quality(rows, answers, knowledge, word_limit)
+    prefs = preference(judge, rows, answers, [row.answer or "" for row in rows], base_answers)
+    return {"val_rubric": metrics["rubric"], **{k: v for k, v in metrics.items() if k != "rubric"}, **prefs}, scores
+
+
+def compare_answers(rows: Sequence[ResponseRow], texts: dict[str, Sequence[str]], judge, knowledge: StoreKnowledge,
+                    word_limit: int) -> dict[str, dict[str, Any]]:
+    """Quality and preference of each model's answers (``texts``: model -> answers, with a ``base`` entry): the
+    judge compares each with the reviewed targets, and every model but the base one with the base answers."""
+    targets = [row.answer or "" for row in rows]
+    per_model: dict[str, dict[str, Any]] = {}
+    for name, answers in texts.items():
+        metrics, _ = quality(rows, answers, knowledge, word_limit)
+        metrics.update(preference(judge, rows, answers, targets, None if name == "base" else texts["base"]))
+        per_model[name] = metrics
+    return per_model
+
+
+def split_examples(rows: Sequence[ResponseRow], texts: dict[str, Sequence[str]], n: int = 20) -> list[dict[str, Any]]:
+    """The first `n` prompts with every model's answer, for review (logged to MLflow)."""
+    return [{"prompt": row.prompt, "expected_action": row.expected_action,
+             **{name: answers[i] for name, answers in texts.items()}} for i, row in enumerate(rows[:n])]
 
 
 def teacher_cost_per_1k(prompt_tokens: Sequence[int], completion_tokens: Sequence[int],
@@ -115,25 +143,19 @@ def evaluate_all(dataset: ResponseDataset, teacher_texts: dict[str, str], base_d
             results = generate_batch(model.model, model.tokenizer, [row.messages() for row in rows],
                                      max_new_tokens=evaluation.max_new_tokens, batch_size=evaluation.batch_size)
             texts[name] = [result.text for result in results]
-        targets = [row.answer or "" for row in rows]
         prompt_tokens = [len(encode_prompt(tokenizer, row.messages())) for row in rows]
         answer_tokens = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts["teacher"]]
         teacher_cost = teacher_cost_per_1k(prompt_tokens, answer_tokens, teacher)
-        per_model: dict[str, dict[str, Any]] = {}
-        for name in ("teacher", "base", "student"):
-            metrics, _ = quality(rows, texts[name], knowledge, evaluation.word_limit)
-            metrics.update(preference(judge, rows, texts[name], targets, None if name == "base" else texts["base"]))
-            if name == "teacher":
-                metrics.update({"cost_per_1k_usd": teacher_cost, "latency_p95_ms": math.nan, "tokens_per_s": math.nan})
-            else:
-                metrics.update({"latency_p50_ms": speed[name]["p50_ms"], "latency_p95_ms": speed[name]["p95_ms"],
-                                "tokens_per_s": speed[name]["tokens_per_s"]})
-                metrics["cost_per_1k_usd"] = student_cost_per_1k([speed[name]["p50_ms"]], evaluation.serving_cost)
-                metrics["cost_reduction"] = cost_reduction(teacher_cost, metrics["cost_per_1k_usd"])
-            per_model[name] = metrics
+        per_model = compare_answers(rows, texts, judge, knowledge, evaluation.word_limit)
+        per_model["teacher"].update({"cost_per_1k_usd": teacher_cost, "latency_p95_ms": math.nan,
+                                     "tokens_per_s": math.nan})
+        for name in ("base", "student"):
+            metrics = per_model[name]
+            metrics.update({"latency_p50_ms": speed[name]["p50_ms"], "latency_p95_ms": speed[name]["p95_ms"],
+                            "tokens_per_s": speed[name]["tokens_per_s"]})
+            metrics["cost_per_1k_usd"] = student_cost_per_1k([speed[name]["p50_ms"]], evaluation.serving_cost)
+            metrics["cost_reduction"] = cost_reduction(teacher_cost, metrics["cost_per_1k_usd"])
         report[split] = per_model
-        report[f"{split}_examples"] = [
-            {"prompt": row.prompt, "expected_action": row.expected_action, "teacher": t, "base": b, "student": s}
-            for row, t, b, s in list(zip(rows, texts["teacher"], texts["base"], texts["student"]))[:20]]
+        report[f"{split}_examples"] = split_examples(rows, texts)
         report[f"{split}_rows"] = len(rows)
     return report

@@ -4,7 +4,9 @@ A version holds one of:
 
 - ``model``: a merged Hugging Face causal-LM folder (the distilled student; its LoRA adapter travels inside it,
   under ``adapter/``, for audit and re-merging), answered with `HFChatModel`;
-- ``reference``: a small JSON naming the reference teacher (the bootstrap production model: holds no weights).
+- ``reference``: a small JSON naming the reference teacher (the bootstrap production model: holds no weights);
+- ``endpoint``: a small JSON naming an OpenAI-compatible endpoint and model id (a managed fine-tune: holds no
+  weights; answered through chat completions with the key in the named environment variable).
 
 ``mlflow.pyfunc.load_model(uri).predict(["how much is Berserk?"])`` returns one dict per prompt (answer, action,
 unsupported claims); a DataFrame with ``prompt`` (and optionally ``context``, a list of context lines) works too.
@@ -26,9 +28,10 @@ from mangadistill.response.responder import GroundedResponder
 
 MODEL_ARTIFACT = "model"
 REFERENCE_ARTIFACT = "reference"
+ENDPOINT_ARTIFACT = "endpoint"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 SERVING_PACKAGES = ("mlflow", "torch", "transformers", "tokenizers", "numpy", "pandas", "safetensors",
-                    "scikit-learn", "peft")
+                    "scikit-learn", "peft", "openai")
 
 
 def responder_from_artifacts(artifacts: dict[str, str], *, threads: int | None = None, context_k: int = 3,
@@ -40,13 +43,20 @@ def responder_from_artifacts(artifacts: dict[str, str], *, threads: int | None =
         card = read_card(Path(artifacts[MODEL_ARTIFACT]))
         chat = HFChatModel(Path(artifacts[MODEL_ARTIFACT]), name=card.get("name", "mangaassist-responder"),
                            threads=threads)
+    elif ENDPOINT_ARTIFACT in artifacts:
+        import json
+
+        from mangadistill.finetune.workflow import EndpointChatModel, ManagedEndpoint
+
+        spec = json.loads(Path(artifacts[ENDPOINT_ARTIFACT]).read_text(encoding="utf-8"))
+        chat = EndpointChatModel(ManagedEndpoint(spec["base_url"], spec["api_key_env"]), spec["model"])
     elif REFERENCE_ARTIFACT in artifacts:
         from mangadistill.response.reference_teacher import ReferenceTeacher
 
         chat = ReferenceTeacher()
     else:
-        raise ValueError(f"not a responder version: artifacts {sorted(artifacts)} hold neither "
-                         f"'{MODEL_ARTIFACT}' nor '{REFERENCE_ARTIFACT}'")
+        raise ValueError(f"not a responder version: artifacts {sorted(artifacts)} hold none of "
+                         f"'{MODEL_ARTIFACT}', '{ENDPOINT_ARTIFACT}', '{REFERENCE_ARTIFACT}'")
     return GroundedResponder(chat, context_k=context_k, max_new_tokens=max_new_tokens)
 
 

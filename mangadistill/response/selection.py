@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from mangadistill.config.distill_response import ResponseStopConfig
 
-__all__ = ["EpochScores", "StopDecision", "choose_epoch", "qualifies_8_4", "should_stop"]
+__all__ = ["EpochScores", "StopDecision", "choose_epoch", "qualifies_8_4", "scores_of", "should_stop"]
 
 _EPS = 1e-9
 
@@ -131,3 +132,11 @@ def choose_epoch(table: list[EpochScores], config: ResponseStopConfig) -> StopDe
                          f"precision {100 * kept.refusal_precision:.1f}% -> {100 * row.refusal_precision:.1f}%")
     reason = f"7.8: epoch {kept.epoch} is the best imitation without a safety regression"
     return StopDecision(False, "; ".join([reason, *notes]), chosen_epoch=kept.epoch, notes=tuple(notes))
+
+
+def scores_of(row: dict[str, Any]) -> EpochScores:
+    """An epoch table row (``epochs.jsonl``, the managed workflow's checkpoint table) as the rules' input."""
+    return EpochScores(epoch=row["epoch"], rubric=row["val_rubric"], hallucination_rate=row["hallucination_rate"],
+                       p95_ms=row["p95_ms"], train_loss=row["train_loss"], refusal_precision=row["refusal_precision"],
+                       escalation_precision=row["escalation_precision"],
+                       teacher_preference_match=row["teacher_preference_match"], n=row.get("n", math.nan))

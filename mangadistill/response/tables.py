@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["COMPARISON_ROWS", "comparison_rows", "epoch_table", "plot_epochs"]
+__all__ = ["COMPARISON_ROWS", "EPOCH_COLUMNS", "comparison_rows", "epoch_rows", "epoch_table", "plot_epochs"]
 
 
 def _fmt(value: Any, kind: str) -> str:
@@ -23,19 +23,29 @@ def _fmt(value: Any, kind: str) -> str:
     return f"{value:.3f}" if kind == "num" else f"{value:.1f}"
 
 
-def epoch_table(table: list[dict[str, Any]], chosen: int | None) -> str:
-    """Markdown: Epoch | Train loss | Val rubric | Preference match | Win rate vs base | Hallucination |
-    Refusal precision | Escalation precision | p95 | Notes (the stop rule's reading, the kept epoch)."""
-    header = ("| Epoch | Train loss | Val rubric | Teacher preference match | Win rate vs base | Hallucination rate "
-              "| Refusal precision | Escalation precision | p95 latency | Notes |")
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+EPOCH_COLUMNS = ("Epoch", "Train loss", "Val rubric", "Teacher preference match", "Win rate vs base",
+                 "Hallucination rate", "Refusal precision", "Escalation precision", "p95 latency", "Notes")
+
+
+def epoch_rows(table: list[dict[str, Any]], chosen: int | None) -> list[list[str]]:
+    """The epoch table as text cells, header first: `EPOCH_COLUMNS`, one row per epoch (notes: the stop rule's
+    reading and the kept epoch)."""
+    rows = [list(EPOCH_COLUMNS)]
     for row in table:
         note = "; ".join(part for part in ("kept" if row["epoch"] == chosen else "", row.get("stop_rule", "")) if part)
-        lines.append("| " + " | ".join([
+        rows.append([
             str(row["epoch"]), _fmt(row.get("train_loss"), "num"), _fmt(row.get("val_rubric"), "rubric"),
             _fmt(row.get("teacher_preference_match"), "pct"), _fmt(row.get("win_rate_vs_base"), "pct"),
             _fmt(row.get("hallucination_rate"), "pct"), _fmt(row.get("refusal_precision"), "pct"),
-            _fmt(row.get("escalation_precision"), "pct"), _fmt(row.get("p95_ms"), "ms"), note]) + " |")
+            _fmt(row.get("escalation_precision"), "pct"), _fmt(row.get("p95_ms"), "ms"), note])
+    return rows
+
+
+def epoch_table(table: list[dict[str, Any]], chosen: int | None) -> str:
+    """The epoch table (`epoch_rows`) in Markdown."""
+    header, *rows = epoch_rows(table, chosen)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
