@@ -38,6 +38,7 @@ def register_managed_responder(responder_training: dict[str, Any], response_eval
     model_id = responder_training["chosen_model"]
     spec = Path(tempfile.mkdtemp(prefix="responder-endpoint-")) / "endpoint.json"
     spec.write_text(json.dumps({"base_url": managed.base_url, "model": model_id, "api_key_env": managed.api_key_env,
+                                "timeout_s": managed.timeout_s, "max_retries": managed.max_retries,
                                 "fine_tuning_job_id": finetune_job["job_id"]}, indent=2), encoding="utf-8")
     source_id = f"{finetune_job['job_id']}:{model_id}"
     record = student_record(context.pipeline_run.name, source_id, response_evaluation,

@@ -49,7 +49,9 @@ def responder_from_artifacts(artifacts: dict[str, str], *, threads: int | None =
         from mangadistill.finetune.workflow import EndpointChatModel, ManagedEndpoint
 
         spec = json.loads(Path(artifacts[ENDPOINT_ARTIFACT]).read_text(encoding="utf-8"))
-        chat = EndpointChatModel(ManagedEndpoint(spec["base_url"], spec["api_key_env"]), spec["model"])
+        endpoint = ManagedEndpoint(spec["base_url"], spec["api_key_env"], timeout_s=spec.get("timeout_s", 120.0),
+                                   max_retries=spec.get("max_retries", 5))
+        chat = EndpointChatModel(endpoint, spec["model"])
     elif REFERENCE_ARTIFACT in artifacts:
         from mangadistill.response.reference_teacher import ReferenceTeacher
 
