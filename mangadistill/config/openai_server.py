@@ -61,7 +61,7 @@ class OpenAIServerConfig(StrictModel):
     limits: OpenAIServerLimits = OpenAIServerLimits()
 
     @model_validator(mode="after")
-    def _names(self) -> "OpenAIServerConfig":
+    def _names(self) -> OpenAIServerConfig:
         if not self.base_models:
             raise ValueError("base_models is empty; name at least one model the server can fine-tune")
         for name in self.base_models:

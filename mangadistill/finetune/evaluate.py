@@ -74,7 +74,7 @@ def evaluate_checkpoints(dataset: ResponseDataset, checkpoints: Sequence[Checkpo
         table.append(row)
         examples = [{"epoch": checkpoint.epoch, "prompt": r.prompt, "expected_action": r.expected_action,
                      "target": r.answer, "answer": a, "rubric": round(s.rubric, 3), "unsupported": list(s.failures)}
-                    for r, a, s in list(zip(val, answers, scores))[:evaluation.examples_per_epoch]]
+                    for r, a, s in list(zip(val, answers, scores, strict=True))[:evaluation.examples_per_epoch]]
         logger.info("epoch %d (%s): val rubric %.3f, hallucination %.1f%%", checkpoint.epoch, checkpoint.model,
                     metrics["val_rubric"], 100 * metrics["hallucination_rate"])
         if on_epoch is not None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mangadistill.config.openai_server import OpenAIServerConfig
+from mangadistill.errors import UserError
 from mangadistill.finetune.store import ACTIVE, FineTuneStore, new_id
 from mangadistill.finetune.worker import FineTuneWorker, fine_tuned_model_name, resolve_hyperparameters
 
@@ -50,6 +51,7 @@ class FineTuneService:
         self.worker = FineTuneWorker(self.store, config, self.base_dir, tracking_uri)
         self.models = ServedModels(self)
         self._base_lock = threading.Lock()
+        self._tokenizers: dict[str, Any] = {}
 
     # -------------------------------------------------------------------------------------- life cycle
     def start(self) -> None:
@@ -116,7 +118,7 @@ class FineTuneService:
             raise ServiceError(400, f"method '{method['type']}' is not supported; this server runs 'supervised' "
                                "fine-tuning", param="method.type", code="invalid_value")
         requested = dict(body.get("hyperparameters") or {})
-        requested.update(((method.get("supervised") or {}).get("hyperparameters") or {}))
+        requested.update((method.get("supervised") or {}).get("hyperparameters") or {})
         hyper = resolve_hyperparameters(requested, self.config.base_models[model])
         training = self._job_file(body["training_file"], "training_file")
         validation = self._job_file(body["validation_file"], "validation_file") if body.get("validation_file") else None
@@ -181,7 +183,12 @@ class FineTuneService:
                     raise ServiceError(400, f"{param} '{file['id']}' line {number}: this server trains on text "
                                        f"turns only ({', '.join(_TRAINABLE_ROLES)}); remove tool and function calls",
                                        param=param, code="invalid_training_file")
-        report = validate_chat_jsonl(path, name=file["filename"], count=self.token_counter(model),
+        try:
+            count = self.token_counter(model)
+        except UserError as exc:  # the server's own base model does not load: its operator must fix the config
+            raise ServiceError(500, f"base model '{model}' does not load on this server: {exc}",
+                               type="server_error", code="model_unavailable") from None
+        report = validate_chat_jsonl(path, name=file["filename"], count=count,
                                      max_tokens_per_example=self.config.base_models[model].max_tokens_per_example,
                                      min_examples=min_examples)
         if not report.ok:
@@ -189,10 +196,12 @@ class FineTuneService:
                                code="invalid_training_file")
 
     def token_counter(self, model: str):
-        """Tokens of a string under base model `model`'s tokenizer."""
-        from transformers import AutoTokenizer
+        """Tokens of a string under base model `model`'s tokenizer (loaded once per model)."""
+        if model not in self._tokenizers:
+            from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(self.base_dir(model))
+            self._tokenizers[model] = AutoTokenizer.from_pretrained(self.base_dir(model))
+        tokenizer = self._tokenizers[model]
         return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     # ------------------------------------------------------------------------------------------ models
@@ -252,6 +261,17 @@ class ServedModels(Mapping):
         from mangadistill.response.generation import HFChatModel
 
         return HFChatModel(path, name=name)
+
+    def __contains__(self, name: object) -> bool:
+        """Whether `name` is served (without loading it)."""
+        if not isinstance(name, str):
+            return False
+        if name in self._loaded or name == self.service.config.reference_teacher:
+            return True
+        if name in self.service.config.base_models:
+            return True
+        path = self.service.model_path(name)
+        return path is not None and path.exists()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.service.model_names())

@@ -144,7 +144,9 @@ def chat_router(models: ModelSource, *, api_key: str | None = None, limits: Chat
     def retrieve_model(model_id: str, request: Request) -> Response:
         try:
             check_key(request, api_key)
-            _lookup(models(), model_id)
+            available = models()
+            if model_id not in available:  # a membership test: no model is loaded to answer it
+                _lookup(available, model_id)
             return JSONResponse(_model_card(model_id, started))
         except OpenAIError as error:
             return error.response()

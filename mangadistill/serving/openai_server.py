@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -280,6 +279,3 @@ def _parse_job(raw: bytes) -> dict[str, Any]:
             else {}}}
     return result
 
-
-# re-exported for `run.py`: the folder is created when the app's store opens
-_ = shutil

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from mangadistill.config import DistillIntentConfig, load_config, merge_layers, parse_config, read_layered
+from mangadistill.config import (
+    DistillIntentConfig,
+    OpenAIServerConfig,
+    load_config,
+    merge_layers,
+    parse_config,
+    read_layered,
+)
 from mangadistill.errors import ConfigError
 from pipelines import PIPELINES
 
@@ -25,6 +32,9 @@ def _pipeline_of(config_file: Path) -> str:
 
 @pytest.mark.parametrize("config_file", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_validates_after_merging(config_file):
+    if config_file.stem.startswith("serve_openai"):  # the fine-tuning server's config, not a pipeline's
+        load_config(config_file, OpenAIServerConfig)
+        return
     load_config(config_file, PIPELINES[_pipeline_of(config_file)].config_model)
 
 
