@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -232,6 +232,15 @@ class FileReport:
     def raise_if_invalid(self) -> None:
         if not self.ok:
             raise FineTuneDataError(self.summary())
+
+
+def read_examples(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, example) of a chat JSONL file `validate_chat_jsonl` accepted: UTF-8 (a BOM is dropped),
+    lines split on ``\n`` only (U+2028 and friends may sit raw inside a JSON string), blank lines skipped."""
+    text = Path(path).read_text(encoding="utf-8").removeprefix("\ufeff")
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            yield number, json.loads(line)
 
 
 def validate_chat_jsonl(source: Path | bytes, *, name: str | None = None, count: TokenCounter,

@@ -8,7 +8,6 @@ Every refusal is a `ServiceError` carrying OpenAI's status, code and param; the 
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import shutil
@@ -172,13 +171,11 @@ class FineTuneService:
 
     def _validate_for(self, model: str, file: dict[str, Any], param: str, min_examples: int = 10) -> None:
         """The file's examples against the base model: roles it can train on, tokens within its limit."""
-        from mangadistill.finetune.data import validate_chat_jsonl
+        from mangadistill.finetune.data import read_examples, validate_chat_jsonl
 
         path = self.store.file_path(file["id"])
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            for message in json.loads(line).get("messages", []):
+        for number, example in read_examples(path):
+            for message in example.get("messages", []):
                 if message.get("role") not in _TRAINABLE_ROLES or "tool_calls" in message or "function_call" in message:
                     raise ServiceError(400, f"{param} '{file['id']}' line {number}: this server trains on text "
                                        f"turns only ({', '.join(_TRAINABLE_ROLES)}); remove tool and function calls",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import logging
 import math
 import shutil
@@ -64,13 +63,12 @@ def resolve_hyperparameters(requested: dict[str, Any], base: FineTuneBaseModelCo
 def sft_rows_from_file(path: Path) -> list[dict[str, Any]]:
     """Trainer rows of a validated chat JSONL file: the last trained assistant message of each example is the
     completion, every message before it the prompt (``developer`` read as ``system``)."""
+    from mangadistill.finetune.data import read_examples
     from mangadistill.response.sft import sft_row
 
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        messages = json.loads(line)["messages"]
+    for _, example in read_examples(path):
+        messages = example["messages"]
         targets = [i for i, m in enumerate(messages) if m["role"] == "assistant" and m.get("weight", 1) != 0]
         if not targets:
             continue  # every assistant turn has weight 0: nothing to learn from this example
@@ -96,6 +94,7 @@ class FineTuneWorker:
         """Requeue the jobs a dead process left running (call before `start`); returns their ids."""
         recovered = []
         for job in self.store.interrupted_jobs():
+            _JobTracker.close_abandoned(self.tracking_uri, self.config.mlflow_experiment, job["id"])
             self.store.update_job(job["id"], status="queued", estimated_finish=None)
             self.store.add_event(job["id"], "The server restarted while this job was running; it is queued again "
                                  "and resumes from its last checkpoint", level="warn")
@@ -281,6 +280,24 @@ class _JobTracker:
         except Exception as exc:  # tracking must not fail a job
             logger.warning("MLflow tracking of job %s is off: %s", self.job["id"], exc)
             self.client = None
+
+    @staticmethod
+    def close_abandoned(tracking_uri: str | None, experiment: str, job_id: str) -> None:
+        """Mark the MLflow runs a killed process left RUNNING for `job_id` as KILLED."""
+        if not tracking_uri:
+            return
+        from mlflow import MlflowClient
+
+        try:
+            client = MlflowClient(tracking_uri)
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                return
+            for run in client.search_runs([found.experiment_id], filter_string=(
+                    f"tags.fine_tuning_job_id = '{job_id}' and attributes.status = 'RUNNING'")):
+                client.set_terminated(run.info.run_id, status="KILLED")
+        except Exception as exc:  # tracking must not stop a recovery
+            logger.warning("MLflow runs of job %s not closed: %s", job_id, exc)
 
     def metric(self, key: str, value: float, step: int) -> None:
         if self.client is not None and self.run_id and math.isfinite(value):

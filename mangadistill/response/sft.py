@@ -392,6 +392,10 @@ class _StepWatcher(TrainerCallback):
             control.should_training_stop = True
             control.should_save = control.should_evaluate = False
 
+    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any) -> None:
+        if self.cancelled:  # runs after DefaultFlowCallback, which asks for the epoch's save: an unfinished
+            control.should_save = control.should_evaluate = False  # epoch is neither saved nor recorded
+
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, float] | None = None, **_: Any) -> None:
         if self._log is not None and logs and state.is_world_process_zero:

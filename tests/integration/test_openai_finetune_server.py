@@ -57,6 +57,8 @@ from tests.integration._finetune_server import (
 KEY = "ft-test-key"
 EXPERIMENT = "openai-fine-tuning"  # the smoke config's mlflow_experiment
 STEPS_PER_EPOCH = 6  # 24 training examples at the smoke config's default batch size, 4
+#: The cancelled job: 24 examples at batch size 1 for 20 epochs, cancelled a few steps into epoch 1.
+CANCEL_STEPS_PER_EPOCH, CANCEL_EPOCHS = 24, 20
 ASK = [{"role": "system", "content": "You are MangaAssist."},
        {"role": "user", "content": "Is volume 3 of Berserk in stock?"}]
 #: Sent by OpenAI's own API too (in its job objects), though SDK 3.57's `FineTuningJob` does not declare it.
@@ -132,14 +134,15 @@ def trained(server) -> Trained:
 
 @pytest.fixture(scope="module")
 def cancelled(server, trained) -> Cancelled:
-    """A 20-epoch job cancelled once it trains, after the worker has stopped it (`trained` first: one job at a
-    time)."""
+    """A long job cancelled a few steps into its first epoch, once the worker has stopped it (`trained` first:
+    the worker runs one job at a time)."""
     with sdk(server.url) as client:
         upload = client.files.create(file=("long.jsonl", jsonl(chat_examples(24, start=200))), purpose="fine-tune")
         job = client.fine_tuning.jobs.create(
             model=BASE_MODEL, training_file=upload.id, metadata={"suite": "cancel"},
-            method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 20}}})
-        wait_for(lambda: last_step(client, job.id) >= 2, timeout=120, what="the 20-epoch job to train")
+            method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": CANCEL_EPOCHS,
+                                                                             "batch_size": 1}}})
+        wait_for(lambda: last_step(client, job.id) >= 2, timeout=120, what="the long job to train")
         cancel_raw = client.fine_tuning.jobs.with_raw_response.cancel(job.id)
         wait_for(lambda: "Training stopped: the job was cancelled" in messages(client, job.id), timeout=60,
                  what="the worker to stop the cancelled job")
@@ -436,7 +439,7 @@ def test_a_cancelled_job_stays_cancelled(client, server, service, trained, cance
     assert said.index("Fine-tuning job cancelled") < said.index("Training stopped: the job was cancelled")
     assert not any(m.startswith("New fine-tuned model") or m.endswith("successfully completed") for m in said)
     steps = [e.data["step"] for e in events(client, cancelled.job_id) if e.type == "metrics"]
-    assert max(steps) < 20 * STEPS_PER_EPOCH  # stopped early
+    assert max(steps) < CANCEL_EPOCHS * CANCEL_STEPS_PER_EPOCH  # stopped early
     assert httpx.get(f"{server.url}/health").json() == {"status": "ok", "running_job": None, "queued_jobs": 0}
 
     for job_id, status in ((cancelled.job_id, "cancelled"), (trained.job.id, "succeeded")):
@@ -447,17 +450,13 @@ def test_a_cancelled_job_stays_cancelled(client, server, service, trained, cance
     assert [run.info.status for run in mlflow_runs(service.worker.tracking_uri, cancelled.job_id)] == ["KILLED"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: a cancel mid-epoch still saves a checkpoint of the unfinished epoch. _StepWatcher.on_step_end "
-    "(mangadistill/response/sft.py) clears control.should_save, but the Trainer then ends the epoch and "
-    "DefaultFlowCallback.on_epoch_end (save_strategy='epoch') sets it again, so _EpochRecorder.on_save records "
-    "an epoch and the worker adds 'Checkpoint created at step N (epoch 0)' after 'Fine-tuning job cancelled'"))
+# A cancel mid-epoch once saved the unfinished epoch (the Trainer asks for the epoch save after the cancel).
 def test_a_cancel_saves_no_checkpoint_after_it(client, cancelled):
     said = messages(client, cancelled.job_id)
     after_cancel = said[said.index("Fine-tuning job cancelled"):]
     assert [m for m in after_cancel if m.startswith("Checkpoint created")] == []
     checkpoints = list(client.fine_tuning.jobs.checkpoints.list(cancelled.job_id))
-    assert all(c.step_number % STEPS_PER_EPOCH == 0 for c in checkpoints), [c.step_number for c in checkpoints]
+    assert all(c.step_number % CANCEL_STEPS_PER_EPOCH == 0 for c in checkpoints), [c.step_number for c in checkpoints]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -465,18 +464,13 @@ def test_a_cancel_saves_no_checkpoint_after_it(client, cancelled):
 # --------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=openai.InternalServerError, reason=(
-    "product bug: FineTuneService._validate_for (mangadistill/finetune/service.py) and sft_rows_from_file "
-    "(mangadistill/finetune/worker.py) split the file with str.splitlines(), which also breaks lines at U+2028, "
-    "U+2029, U+0085, \\x1c-\\x1e, \\v and \\f; JSON allows those raw inside strings and the upload check "
-    "(validate_chat_jsonl, which splits on '\\n') accepts the file, so jobs.create fails with a 500 "
-    "JSONDecodeError"))
+# JSON allows U+2028 raw inside a string; lines are split on "\n" only, everywhere a file is read.
 def test_a_line_separator_inside_a_message_trains(server, trained):
     examples = chat_examples(10, start=300)
     examples[0]["messages"][1]["content"] = "Is volume 1\u2028of Berserk in stock?"
     data = jsonl(examples, ensure_ascii=False)
     assert "\u2028".encode() in data
-    with sdk(server.url) as client:  # its own connection: the server drops one that ended in a 500
+    with sdk(server.url) as client:
         upload = client.files.create(file=("separator.jsonl", data), purpose="fine-tune")  # accepted
         job = client.fine_tuning.jobs.create(
             model=BASE_MODEL, training_file=upload.id,
@@ -497,7 +491,7 @@ def base_model_dir(service):
 
 
 def test_a_killed_server_finishes_its_job_after_a_restart(tmp_path, base_model_dir):
-    epochs, per_epoch = 4, 20  # 40 examples, batch size 2
+    epochs, per_epoch = 3, 10  # 20 examples, batch size 2
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MANGADISTILL_API_KEY": KEY, "MLFLOW_TRACKING_URI": tracking_uri}
     config = write_config(tmp_path / "serve.yaml", root=tmp_path / "root", base_source=base_model_dir)
@@ -505,17 +499,17 @@ def test_a_killed_server_finishes_its_job_after_a_restart(tmp_path, base_model_d
     try:
         server.start()
         with sdk(server.url) as client:
-            upload = client.files.create(file=("train.jsonl", jsonl(chat_examples(40))), purpose="fine-tune")
+            upload = client.files.create(file=("train.jsonl", jsonl(chat_examples(2 * per_epoch))), purpose="fine-tune")
             job = client.fine_tuning.jobs.create(
                 model=BASE_MODEL, training_file=upload.id, suffix="restart", metadata={"suite": "restart"},
                 method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": epochs,
                                                                                  "batch_size": 2}}})
-            # mid-epoch 2: epoch 1's checkpoint exists and training has gone past it
-            wait_for(lambda: last_step(client, job.id) >= per_epoch + 4, timeout=120,
-                     what=f"step {per_epoch + 4} ({server.tail(500)})")
+            # epoch 1's checkpoint exists and training has gone past it
+            wait_for(lambda: last_step(client, job.id) > per_epoch, timeout=120,
+                     what=f"step {per_epoch + 2} ({server.tail(500)})")
             before = list(client.fine_tuning.jobs.checkpoints.list(job.id))
             assert client.fine_tuning.jobs.retrieve(job.id).status == "running"
-        assert [c.step_number for c in before] == [per_epoch]
+        assert before and before[-1].step_number == per_epoch and before[0].step_number < epochs * per_epoch
         server.kill()
         server.start()
         with sdk(server.url) as client:
@@ -535,14 +529,14 @@ def test_a_killed_server_finishes_its_job_after_a_restart(tmp_path, base_model_d
     resumed = said.index("Fine-tuning job resumed (attempt 2)")
     assert said.count("Fine-tuning job started") == 1 and len(warned) == 1 and warned[0] < resumed
     assert said[-1] == "The job has successfully completed"
-    # attempt 2 went on from epoch 1's checkpoint, not from step 0
-    assert min(e.data["step"] for e in history[resumed:] if e.type == "metrics") > per_epoch
+    # attempt 2 went on from the last checkpoint before the kill, not from step 0
+    assert min(e.data["step"] for e in history[resumed:] if e.type == "metrics") > before[0].step_number
 
     assert sorted(c.step_number for c in checkpoints) == [per_epoch * n for n in range(1, epochs + 1)]
-    assert len({c.id for c in checkpoints}) == epochs and before[0].id in {c.id for c in checkpoints}
+    assert len({c.id for c in checkpoints}) == epochs and {c.id for c in before} <= {c.id for c in checkpoints}
     assert {c.fine_tuned_model_checkpoint for c in checkpoints} == \
         {f"{done.fine_tuned_model}:ckpt-step-{per_epoch * n}" for n in range(1, epochs + 1)}
-    assert [row["epoch"] for row in csv.DictReader(io.StringIO(results))] == ["1", "2", "3", "4"]
+    assert [row["epoch"] for row in csv.DictReader(io.StringIO(results))] == [str(n) for n in range(1, epochs + 1)]
 
     runs = mlflow_runs(tracking_uri, job.id)  # one per attempt
     assert [run.data.tags["attempt"] for run in runs] == ["1", "2"]
