@@ -347,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("mangadistill").setLevel(logging.INFO)
+    for chatty in ("httpx", "httpx2"):  # the openai client's HTTP library logs every request at INFO
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     log = _RunLog(args.pipeline, sys.argv[1:] if argv is None else argv)  # before zenml's import: its set-up logs too
     from pipelines.stack import activate_existing_stack, ensure_stack
 

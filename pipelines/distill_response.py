@@ -50,7 +50,7 @@ def summary(run: Any) -> list[Any]:
     """What `run.py` prints at the end: teacher vs base vs distilled student (gate and golden sets), the 7.7 gates."""
     from rich.table import Table
 
-    from mangadistill.response.tables import comparison_rows
+    from mangadistill.response.tables import comparison_table
 
     outputs = run_outputs(run)
     evaluation, training, registered = outputs["evaluation"], outputs["training"], outputs["registered_model"]
@@ -59,13 +59,10 @@ def summary(run: Any) -> list[Any]:
     for split in ("golden", "gate"):
         if split not in evaluation:
             continue
-        table = Table(title=f"{split.capitalize()} set ({evaluation[f'{split}_rows']} prompts): teacher vs base "
-                            f"student vs distilled student ({evaluation['serving_threads']} threads)")
-        for column in ("Metric", "Teacher", "Base student", "Distilled student"):
-            table.add_column(column, justify="left" if column == "Metric" else "right")
-        models = evaluation[split]
-        for row in comparison_rows({name: models[name] for name in ("teacher", "base", "student")}):
-            table.add_row(*row)
+        table = comparison_table(
+            evaluation, split, f"{split.capitalize()} set ({evaluation[f'{split}_rows']} prompts): teacher vs base "
+            f"student vs distilled student ({evaluation['serving_threads']} threads)",
+            ("Teacher", "Base student", "Distilled student"))
         printed.append(table)
     table = Table(title=f"Serving variants of the distilled student (gate set, {variants['timed_prompts']} prompts "
                         f"timed one at a time, {variants['threads']} threads, one process)")

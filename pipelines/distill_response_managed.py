@@ -60,7 +60,7 @@ def summary(run: Any) -> list[Any]:
     comparison, the 7.7 gates and the registered version."""
     from rich.table import Table
 
-    from mangadistill.response.tables import comparison_rows, epoch_rows
+    from mangadistill.response.tables import comparison_table, epoch_rows
 
     outputs = run_outputs(run)
     files = outputs["files"]
@@ -83,13 +83,9 @@ def summary(run: Any) -> list[Any]:
     for split in ("golden", "gate"):
         if split not in evaluation:
             continue
-        table = Table(title=f"{split.capitalize()} set ({evaluation[f'{split}_rows']} prompts): teacher vs base model "
-                            f"vs fine-tuned student (through {job['base_url']})")
-        for column in ("Metric", "Teacher", "Base model", "Fine-tuned student"):
-            table.add_column(column, justify="left" if column == "Metric" else "right")
-        models = evaluation[split]
-        for row in comparison_rows({name: models[name] for name in ("teacher", "base", "student")}):
-            table.add_row(*row)
+        table = comparison_table(
+            evaluation, split, f"{split.capitalize()} set ({evaluation[f'{split}_rows']} prompts): teacher vs base "
+            f"model vs fine-tuned student (through {job['base_url']})", ("Teacher", "Base model", "Fine-tuned student"))
         printed.append(table)
     gates = evaluation["gates_7_7"]
     printed.append(f"7.7 gates (gate set): {'PASS' if gates['passed'] else 'FAIL'}: {gates['reason']}")

@@ -6,11 +6,12 @@ import json
 from typing import Any
 
 import mlflow
+import yaml
 
 from mangadistill.families.responder import run_gates
 from mangadistill.response.events import distilled_model_eval, gate_eval
 from mangadistill.response.tables import epoch_table, plot_epochs
-from mangadistill.tracking import log_figure, log_grouped
+from mangadistill.tracking import flat_params, log_figure, log_grouped
 from steps._context import log_output_metadata, run_label
 
 #: Per-epoch metrics logged unprefixed at step=epoch (the 8.3 epoch table's columns and the 7.6 ones).
@@ -44,6 +45,12 @@ def log_epoch_choice(table: list[dict[str, Any]], summary: dict[str, Any], outpu
     log_grouped("student", {"chosen_epoch": chosen, "epochs_trained": len(table)})
     mlflow.log_dict(summary, "student/choice.json")
     log_output_metadata(summary, output_name=output_name)
+
+
+def log_resolved_config(resolved_config: dict[str, Any]) -> None:
+    """The run's whole resolved config as MLflow params and as ``config/resolved_config.yaml``."""
+    mlflow.log_params(flat_params(resolved_config))
+    mlflow.log_text(yaml.safe_dump(resolved_config, sort_keys=False), "config/resolved_config.yaml")
 
 
 def log_response_evaluation(report: dict[str, Any], teacher_model: str) -> None:

@@ -9,16 +9,14 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-import mlflow
-import yaml
 from zenml import get_step_context, step
 
 from mangadistill.config import ManagedFineTuneConfig, ResponseRegistryConfig
 from mangadistill.families.responder import student_record
 from mangadistill.lifecycle.registration import register_version
 from mangadistill.response.pyfunc import ENDPOINT_ARTIFACT, log_responder
-from mangadistill.tracking import flat_params
 from steps._context import log_output_metadata
+from steps._response import log_resolved_config
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +31,7 @@ def register_managed_responder(responder_training: dict[str, Any], response_eval
                                resolved_config: dict[str, Any]) -> Annotated[dict[str, Any], "registered_model"]:
     """Log the resolved config, then register the endpoint model (reusing the version of the same model id)."""
     context = get_step_context()
-    mlflow.log_params(flat_params(resolved_config))
-    mlflow.log_text(yaml.safe_dump(resolved_config, sort_keys=False), "config/resolved_config.yaml")
+    log_resolved_config(resolved_config)
     model_id = responder_training["chosen_model"]
     spec = Path(tempfile.mkdtemp(prefix="responder-endpoint-")) / "endpoint.json"
     spec.write_text(json.dumps({"base_url": managed.base_url, "model": model_id, "api_key_env": managed.api_key_env,

@@ -6,8 +6,6 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any
 
-import mlflow
-import yaml
 from zenml import get_step_context, step
 
 from mangadistill.config import ResponseRegistryConfig
@@ -15,8 +13,8 @@ from mangadistill.families.responder import student_record
 from mangadistill.lifecycle.registration import register_version
 from mangadistill.models.model_dir import ModelDir
 from mangadistill.response.pyfunc import MODEL_ARTIFACT, log_responder
-from mangadistill.tracking import flat_params
 from steps._context import log_output_metadata
+from steps._response import log_resolved_config
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +25,7 @@ def register_responder(responder_model: ModelDir, response_evaluation: dict[str,
                        resolved_config: dict[str, Any]) -> Annotated[dict[str, Any], "registered_model"]:
     """Log the resolved config, then register the responder (reusing the version of the same weights)."""
     context = get_step_context()
-    mlflow.log_params(flat_params(resolved_config))
-    mlflow.log_text(yaml.safe_dump(resolved_config, sort_keys=False), "config/resolved_config.yaml")
+    log_resolved_config(resolved_config)
     served = variant_report["served_variant"]
     source_id = f"{context.inputs['responder_model'][0].id}:{served}"
     record = student_record(context.pipeline_run.name, source_id, response_evaluation,

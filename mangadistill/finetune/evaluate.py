@@ -23,6 +23,7 @@ from mangadistill.config.distill_response import (
     ResponseStopConfig,
     ResponseTeacherConfig,
 )
+from mangadistill.finetune.data import count_example_tokens, student_token_counter
 from mangadistill.finetune.workflow import Checkpoint, EndpointChatModel, answer_all
 from mangadistill.response.catalog import store_knowledge
 from mangadistill.response.dataset import ResponseDataset
@@ -88,8 +89,9 @@ def evaluate_endpoint_models(dataset: ResponseDataset, teacher_answers: dict[str
                              teacher: ResponseTeacherConfig) -> dict[str, Any]:
     """Teacher vs base vs distilled student on the gate and golden sets (`evaluate_all`'s report shape).
 
-    Cost per 1K: the teacher at its prices on the token counts its endpoint reported while labelling, the
-    base and the student at the fine-tuned model's prices on the usage the endpoint reports for each answer.
+    Cost per 1K: every model's prompts and answers counted with one tokenizer (the 7.4 estimate's, OpenAI's
+    per-message accounting), priced at the teacher's and at the fine-tuned student's per-token prices: one
+    basis for all three, whatever each endpoint reports as usage (the reference teacher reports words).
     Latency: `latency_prompts` gate prompts answered one at a time through the endpoint (network included).
     """
     from mangadistill.response.generation import measure_generation
@@ -101,7 +103,7 @@ def evaluate_endpoint_models(dataset: ResponseDataset, teacher_answers: dict[str
     speed = {name: measure_generation(model, timed, evaluation.max_new_tokens) for name, model in models.items()}
     report: dict[str, Any] = {"serving_threads": 0, "endpoint": managed.base_url, "base_model": base_model,
                               "student_model": student_model}
-    usage = teacher_answers.get("usage") or {}
+    count = student_token_counter()
     for split in ("gate", "golden"):
         rows = dataset.split(split)
         if not rows:
@@ -109,22 +111,20 @@ def evaluate_endpoint_models(dataset: ResponseDataset, teacher_answers: dict[str
         conversations = [row.messages() for row in rows]
         texts: dict[str, list[str]] = {"teacher": [teacher_answers["answers"].get(row.id, row.answer or "")
                                                    for row in rows]}
-        tokens: dict[str, tuple[float, float]] = {}
         for name, model in models.items():
             results = answer_all(model, conversations, max_tokens=evaluation.max_new_tokens,
                                  concurrency=managed.max_concurrency)
             texts[name] = [r.text for r in results]
-            tokens[name] = (float(np.mean([r.prompt_tokens for r in results])),
-                            float(np.mean([r.completion_tokens for r in results])))
-        counted = [usage[row.id] for row in rows if row.id in usage]
-        teacher_cost = (cost_per_1k(float(np.mean([c[0] for c in counted])), float(np.mean([c[1] for c in counted])),
-                                    teacher.price_input_per_1m_usd, teacher.price_output_per_1m_usd)
-                        if counted else math.nan)
+        prompt_tokens = float(np.mean([count_example_tokens(messages, count) for messages in conversations]))
+        answer_tokens = {name: float(np.mean([count(text) for text in answers])) for name, answers in texts.items()}
+        teacher_cost = cost_per_1k(prompt_tokens, answer_tokens["teacher"], teacher.price_input_per_1m_usd,
+                                   teacher.price_output_per_1m_usd)
         per_model = compare_answers(rows, texts, judge, knowledge, evaluation.word_limit)
         per_model["teacher"].update({"cost_per_1k_usd": teacher_cost, "latency_p95_ms": math.nan,
                                      "tokens_per_s": math.nan})
         for name in ("base", "student"):
-            cost = cost_per_1k(*tokens[name], managed.price_input_per_1m_usd, managed.price_output_per_1m_usd)
+            cost = cost_per_1k(prompt_tokens, answer_tokens[name], managed.price_input_per_1m_usd,
+                               managed.price_output_per_1m_usd)
             per_model[name].update({"latency_p50_ms": speed[name]["p50_ms"], "latency_p95_ms": speed[name]["p95_ms"],
                                     "tokens_per_s": speed[name]["tokens_per_s"], "cost_per_1k_usd": cost,
                                     "cost_reduction": cost_reduction(teacher_cost, cost)})

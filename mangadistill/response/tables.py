@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["COMPARISON_ROWS", "EPOCH_COLUMNS", "comparison_rows", "epoch_rows", "epoch_table", "plot_epochs"]
+__all__ = ["COMPARISON_ROWS", "EPOCH_COLUMNS", "comparison_rows", "comparison_table", "epoch_rows", "epoch_table", "plot_epochs"]
 
 
 def _fmt(value: Any, kind: str) -> str:
@@ -96,3 +96,17 @@ def comparison_rows(models: dict[str, dict[str, Any]]) -> list[list[str]]:
     """One row per metric, one column per model (in `models`' order)."""
     return [[label, *(_fmt(metrics.get(key), kind) for metrics in models.values())]
             for label, key, kind in COMPARISON_ROWS]
+
+
+def comparison_table(evaluation: dict[str, Any], split: str, title: str, headers: tuple[str, str, str]):
+    """A rich table of `comparison_rows` for teacher, base and student on one split of an evaluation report;
+    `headers` name the three model columns."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("Metric", *headers):
+        table.add_column(column, justify="left" if column == "Metric" else "right")
+    models = evaluation[split]
+    for row in comparison_rows({name: models[name] for name in ("teacher", "base", "student")}):
+        table.add_row(*row)
+    return table

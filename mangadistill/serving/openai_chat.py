@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -37,6 +37,7 @@ from mangadistill.serving.guard import authorized
 logger = logging.getLogger(__name__)
 
 ModelSource = Callable[[], Mapping[str, ChatModel]]
+BodyT = TypeVar("BodyT", bound=BaseModel)
 OWNER = "mangadistill"
 
 
@@ -210,25 +211,31 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(raw: bytes, limits: ChatLimits) -> ChatCompletionRequest:
-    """The validated body, or a 400 naming the first offending parameter."""
+def parse_body(raw: bytes, model: type[BodyT], needs: str) -> BodyT:
+    """A JSON request body validated by `model`, or a 400 in OpenAI's shape naming the first offending parameter
+    (`needs` says what a valid body holds, e.g. "'model' and 'messages'")."""
     try:
         data = json.loads(raw)
     except ValueError as exc:  # also bad UTF-8
         raise OpenAIError(400, f"request body is not valid JSON ({exc}); send a JSON object") from None
     if not isinstance(data, dict):
-        raise OpenAIError(400, "request body must be a JSON object with 'model' and 'messages'")
+        raise OpenAIError(400, f"request body must be a JSON object with {needs}")
     try:
-        body = ChatCompletionRequest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(part) for part in first["loc"]) or None
         if first["type"] == "extra_forbidden":
-            supported = sorted(ChatCompletionRequest.model_fields)
+            supported = sorted(model.model_fields)
             message, code = f"unsupported parameter '{param}'; this server supports {supported}", "unknown_parameter"
         else:
             message, code = (f"{param}: {first['msg']}" if param else first["msg"]), "invalid_value"
         raise OpenAIError(400, message, param=param, code=code) from None
+
+
+def _parse(raw: bytes, limits: ChatLimits) -> ChatCompletionRequest:
+    """The validated body, or a 400 naming the first offending parameter."""
+    body = parse_body(raw, ChatCompletionRequest, "'model' and 'messages'")
     _check_limits(body, limits)
     return body
 

@@ -20,14 +20,13 @@ background thread of this process (`mangadistill.finetune.worker`); state lives 
 
 from __future__ import annotations
 
-import json
 import logging
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -35,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mangadistill.config.openai_server import OpenAIServerLimits
 from mangadistill.finetune.service import FineTuneService, ServiceError
 from mangadistill.finetune.store import new_id
-from mangadistill.serving.openai_chat import ChatLimits, OpenAIError, chat_router, check_key, read_body
+from mangadistill.serving.openai_chat import ChatLimits, OpenAIError, chat_router, check_key, parse_body, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -247,22 +246,7 @@ def _limit(query, default: int, maximum: int = 100) -> int:
 
 
 def _parse_job(raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise OpenAIError(400, f"request body is not valid JSON ({exc}); send a JSON object") from None
-    if not isinstance(data, dict):
-        raise OpenAIError(400, "request body must be a JSON object with 'model' and 'training_file'")
-    try:
-        body = JobCreateRequest.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
-        if first["type"] == "extra_forbidden":
-            raise OpenAIError(400, f"unsupported parameter '{param}'; this server supports "
-                              f"{sorted(JobCreateRequest.model_fields)}", param=param, code="unknown_parameter") from None
-        raise OpenAIError(400, f"{param}: {first['msg']}" if param else first["msg"], param=param,
-                          code="invalid_value") from None
+    body = parse_body(raw, JobCreateRequest, "'model' and 'training_file'")
     if body.integrations:
         raise OpenAIError(400, "integrations (Weights & Biases) are not supported; every job is tracked in MLflow",
                           param="integrations", code="invalid_value")
