@@ -25,7 +25,7 @@ def prepare_finetune_files(response_dataset: ResponseDataset,
                            config: ManagedFineTuneConfig) -> Annotated[dict[str, Any], "finetune_files"]:
     """Write train.jsonl (7.3 weights by resampling) and validation.jsonl, validate both, estimate the bill."""
     files = write_chat_files(response_dataset, Path(tempfile.mkdtemp(prefix="finetune-files-")), seed=config.seed)
-    count = student_token_counter()
+    count = student_token_counter(config.cache_dir)
     reports = {split: validate_chat_jsonl(file.path, name=file.path.name, count=count,
                                           max_tokens_per_example=config.max_tokens_per_example,
                                           min_examples=10 if split == "train" else 1)

@@ -250,6 +250,8 @@ class ManagedFineTuneConfig(StrictModel):
     max_retries: int = Field(5, ge=0, le=20, description="SDK retries on 429, 5xx and timeouts.")
     max_concurrency: int = Field(4, ge=1, le=64, description="Evaluation requests in flight at once.")
     files_dir: Path = Field(Path(".cache/finetune"), description="Where the chat JSONL files are written.")
+    cache_dir: Path = Field(Path(".cache/models"),
+                            description="Where the tokenizer that counts tokens (SmolLM2's) is cached.")
     dry_run: bool = Field(False, description="Stop after validating the files and printing the estimate (--dry-run).")
 
     def hyperparameters(self) -> dict[str, Any]:

@@ -163,20 +163,21 @@ def count_example_tokens(messages: Sequence[Mapping[str, Any]], count: TokenCoun
     return total
 
 
-@functools.lru_cache(maxsize=1)
-def _student_tokenizer():
-    from mangadistill.response.student import load_smollm2_tokenizer  # torch + transformers: only when asked
+@functools.lru_cache(maxsize=4)
+def _student_tokenizer(cache_dir: Path | None):
+    from mangadistill.response.student import smollm2_tokenizer  # torch + transformers: only when asked
 
-    return load_smollm2_tokenizer()
+    return smollm2_tokenizer(cache_dir)
 
 
-def student_token_counter() -> TokenCounter:
-    """Counts tokens with the student's SmolLM2 tokenizer (offline, ~10 s the first time, then cached).
+def student_token_counter(cache_dir: Path | None = None) -> TokenCounter:
+    """Counts tokens with the student's SmolLM2 tokenizer (offline; read from the GGUF, ~10 s, unless a
+    tokenizer folder is cached under `cache_dir`; then kept in memory for the process).
 
     An approximation of OpenAI's counts (see the module docstring). Raises `ModelLoadError` if the packaged
     GGUF is missing.
     """
-    tok = _student_tokenizer()
+    tok = _student_tokenizer(Path(cache_dir) if cache_dir is not None else None)
     return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
 
 

@@ -103,7 +103,7 @@ def evaluate_endpoint_models(dataset: ResponseDataset, teacher_answers: dict[str
     speed = {name: measure_generation(model, timed, evaluation.max_new_tokens) for name, model in models.items()}
     report: dict[str, Any] = {"serving_threads": 0, "endpoint": managed.base_url, "base_model": base_model,
                               "student_model": student_model}
-    count = student_token_counter()
+    count = student_token_counter(managed.cache_dir)
     for split in ("gate", "golden"):
         rows = dataset.split(split)
         if not rows:

@@ -99,6 +99,15 @@ def load_smollm2_tokenizer(gguf: Path | None = None) -> PreTrainedTokenizerBase:
     return fix_chatml_tokenizer(tokenizer)
 
 
+def smollm2_tokenizer(cache_dir: Path | None = None) -> PreTrainedTokenizerBase:
+    """SmolLM2's fixed tokenizer: from its folder cached under `cache_dir` (written the first time; later loads
+    take well under a second), or read from the GGUF when no cache is given."""
+    gguf = smollm2_gguf()
+    if cache_dir is None:
+        return load_smollm2_tokenizer(gguf)
+    return AutoTokenizer.from_pretrained(_smollm2_tokenizer_dir(gguf, Path(cache_dir), Path(cache_dir)))
+
+
 def prepare_base_model(source: str, out_dir: Path, cache_dir: Path | None = None) -> Path:
     """The student's base model as a Hugging Face folder at `out_dir`, with a `mangadistill.json` card.
 
