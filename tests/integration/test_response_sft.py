@@ -213,12 +213,21 @@ def test_lora_on_the_top_blocks_only(base: Path, tmp_path: Path) -> None:
     assert adapted == {"1"}
 
 
+def test_without_validation_rows_epochs_have_no_eval_loss(base: Path, tmp_path: Path) -> None:
+    """A job without a validation file (OpenAI's is optional) trains; its epochs record no eval loss."""
+    import math
+
+    result = train_lora(base, qa_rows()[:4], [], SFTSettings(epochs=1, per_device_batch_size=2), tmp_path)
+    assert len(result.history) == 1 and math.isnan(result.history[0].eval_loss)
+    assert (tmp_path / "epoch-1" / "adapter_config.json").is_file()
+
+
 def test_bad_rows_and_settings_fail_before_training(base: Path, tmp_path: Path) -> None:
     good = sft_row([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}], "a")
     bad = {"prompt": good["prompt"], "completion": [{"role": "user", "content": "a"}]}
     with pytest.raises(DataError, match="train row 1: 'completion' must be one assistant message"):
         train_lora(base, [good, bad], [good], SETTINGS, tmp_path)
-    with pytest.raises(DataError, match="validation row"):
-        train_lora(base, [good], [], SETTINGS, tmp_path)
+    with pytest.raises(DataError, match="validation row 0: 'completion' must be one assistant message"):
+        train_lora(base, [good], [bad], SETTINGS, tmp_path)
     with pytest.raises(ConfigError, match="learning_rate"):
         SFTSettings(learning_rate=0.0)
