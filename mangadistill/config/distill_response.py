@@ -244,6 +244,10 @@ class ManagedFineTuneConfig(StrictModel):
         0.8, ge=0.0, description="The fine-tuned student's price per 1M prompt tokens (gpt-4.1-mini fine-tuned: $0.80).")
     price_output_per_1m_usd: float = Field(
         3.2, ge=0.0, description="The fine-tuned student's price per 1M answer tokens (gpt-4.1-mini fine-tuned: $3.20).")
+    base_price_input_per_1m_usd: float = Field(
+        0.4, ge=0.0, description="The base (not fine-tuned) model's price per 1M prompt tokens (gpt-4.1-mini: $0.40).")
+    base_price_output_per_1m_usd: float = Field(
+        1.6, ge=0.0, description="The base model's price per 1M answer tokens (gpt-4.1-mini: $1.60).")
     poll_seconds: float = Field(2.0, gt=0.0, le=600.0, description="How often the job is polled.")
     job_timeout_s: float = Field(24 * 3600.0, gt=0.0, description="Give up following the job after this long.")
     timeout_s: float = Field(120.0, gt=0.0, le=3600.0, description="Timeout of one request.")

@@ -90,7 +90,7 @@ def evaluate_endpoint_models(dataset: ResponseDataset, teacher_answers: dict[str
     """Teacher vs base vs distilled student on the gate and golden sets (`evaluate_all`'s report shape).
 
     Cost per 1K: every model's prompts and answers counted with one tokenizer (the 7.4 estimate's, OpenAI's
-    per-message accounting), priced at the teacher's and at the fine-tuned student's per-token prices: one
+    per-message accounting), priced at the teacher's, the base model's and the fine-tuned student's prices: one
     basis for all three, whatever each endpoint reports as usage (the reference teacher reports words).
     Latency: `latency_prompts` gate prompts answered one at a time through the endpoint (network included).
     """
@@ -122,9 +122,10 @@ def evaluate_endpoint_models(dataset: ResponseDataset, teacher_answers: dict[str
         per_model = compare_answers(rows, texts, judge, knowledge, evaluation.word_limit)
         per_model["teacher"].update({"cost_per_1k_usd": teacher_cost, "latency_p95_ms": math.nan,
                                      "tokens_per_s": math.nan})
+        prices = {"base": (managed.base_price_input_per_1m_usd, managed.base_price_output_per_1m_usd),
+                  "student": (managed.price_input_per_1m_usd, managed.price_output_per_1m_usd)}
         for name in ("base", "student"):
-            cost = cost_per_1k(prompt_tokens, answer_tokens[name], managed.price_input_per_1m_usd,
-                               managed.price_output_per_1m_usd)
+            cost = cost_per_1k(prompt_tokens, answer_tokens[name], *prices[name])
             per_model[name].update({"latency_p50_ms": speed[name]["p50_ms"], "latency_p95_ms": speed[name]["p95_ms"],
                                     "tokens_per_s": speed[name]["tokens_per_s"], "cost_per_1k_usd": cost,
                                     "cost_reduction": cost_reduction(teacher_cost, cost)})
