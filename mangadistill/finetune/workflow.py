@@ -28,21 +28,26 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from mangadistill.errors import ConfigError, UserError
+from mangadistill.errors import ConfigError, ModelLoadError, UserError
 from mangadistill.finetune.data import ChatFile
 from mangadistill.response.chat import ChatResult
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Checkpoint", "EndpointChatModel", "FineTuneJobError", "ManagedEndpoint", "answer_all", "epoch_checkpoints",
+__all__ = ["Checkpoint", "EndpointChatModel", "EndpointError", "FineTuneJobError", "ManagedEndpoint", "answer_all", "epoch_checkpoints",
            "follow_job", "job_key", "start_or_resume_job", "upload_once"]
 
 #: The metadata key that identifies a job this workflow started.
 JOB_KEY = "mangadistill_job_key"
 TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+class EndpointError(ModelLoadError):
+    """A chat model at an endpoint did not answer (down, refused the key, no such model): one line, exit 4."""
 
 
 class FineTuneJobError(UserError):
@@ -198,9 +203,10 @@ class EndpointChatModel:
 
     def complete(self, messages: list[dict[str, str]], *, max_tokens: int | None = None,
                  temperature: float = 0.0) -> ChatResult:
-        response = self.client.chat.completions.create(
-            model=self.model, messages=messages, temperature=temperature,
-            **({"max_tokens": max_tokens} if max_tokens else {}))
+        with self._answering():
+            response = self.client.chat.completions.create(
+                model=self.model, messages=messages, temperature=temperature,
+                **({"max_tokens": max_tokens} if max_tokens else {}))
         choice = response.choices[0]
         usage = response.usage
         return ChatResult(text=choice.message.content or "", prompt_tokens=usage.prompt_tokens if usage else 0,
@@ -209,12 +215,29 @@ class EndpointChatModel:
 
     def stream(self, messages: list[dict[str, str]], *, max_tokens: int | None = None,
                temperature: float = 0.0) -> Iterator[str]:
-        chunks = self.client.chat.completions.create(
-            model=self.model, messages=messages, temperature=temperature, stream=True,
-            **({"max_tokens": max_tokens} if max_tokens else {}))
-        for chunk in chunks:
-            if chunk.choices and chunk.choices[0].delta.content:
-                yield chunk.choices[0].delta.content
+        with self._answering():
+            chunks = self.client.chat.completions.create(
+                model=self.model, messages=messages, temperature=temperature, stream=True,
+                **({"max_tokens": max_tokens} if max_tokens else {}))
+            for chunk in chunks:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        """The SDK's errors (after its retries) as one `EndpointError` line naming the endpoint and the model."""
+        import openai
+
+        try:
+            yield
+        except openai.APIStatusError as exc:
+            body = exc.body if isinstance(exc.body, dict) else {}
+            detail = str(body.get("message") or exc.message)  # the server's own words when it sent OpenAI's shape
+            raise EndpointError(f"{self.endpoint.base_url} answered {exc.status_code} for model '{self.model}': "
+                                f"{' '.join(detail.split())}") from None
+        except openai.APIConnectionError as exc:  # also timeouts
+            raise EndpointError(f"{self.endpoint.base_url} did not answer for model '{self.model}' "
+                                f"({type(exc).__name__}: {exc}); is the server running, and the URL right?") from None
 
 
 def answer_all(model: EndpointChatModel, conversations: Sequence[list[dict[str, str]]], *, max_tokens: int,

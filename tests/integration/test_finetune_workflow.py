@@ -143,3 +143,16 @@ def test_missing_key_variable_is_a_config_error(monkeypatch):
     monkeypatch.delenv("NO_SUCH_KEY_VARIABLE", raising=False)
     with pytest.raises(ConfigError, match=r"\$NO_SUCH_KEY_VARIABLE is not set"):
         ManagedEndpoint("http://127.0.0.1:9/v1", "NO_SUCH_KEY_VARIABLE").client()
+
+
+def test_endpoint_failures_are_one_line_endpoint_errors(endpoint):
+    from mangadistill.finetune.workflow import EndpointError
+
+    managed, _ = endpoint
+    with pytest.raises(EndpointError, match=r"answered 404 for model 'ft:no-such-model': the model 'ft:no-such-model' "
+                                            r"does not exist"):
+        EndpointChatModel(managed, "ft:no-such-model").complete([{"role": "user", "content": "hi"}])
+    gone = ManagedEndpoint("http://127.0.0.1:9/v1", managed.api_key_env, timeout_s=2, max_retries=0)
+    with pytest.raises(EndpointError, match=r"did not answer for model 'tiny-llama'.*is the server running") as failure:
+        list(EndpointChatModel(gone, "tiny-llama").stream([{"role": "user", "content": "hi"}]))
+    assert "\n" not in str(failure.value) and failure.value.exit_code == 4
