@@ -181,7 +181,7 @@ def _preflight_distill_response_managed(config: DistillResponseManagedConfig) ->
     if not config.managed.dry_run:
         from mangadistill.finetune.workflow import ManagedEndpoint
 
-        ManagedEndpoint(config.managed.base_url, config.managed.api_key_env).api_key()
+        ManagedEndpoint.of(config.managed).api_key()
 
 
 def _preflight_response_inputs(config: DistillResponseConfig | DistillResponseManagedConfig) -> None:

@@ -26,7 +26,7 @@ def evaluate_finetune_checkpoints(
     evaluation: ResponseEvaluationConfig, stop: ResponseStopConfig, teacher: ResponseTeacherConfig,
 ) -> Annotated[dict[str, Any], "responder_training"]:
     """The epoch table of the job's checkpoints and the kept epoch (its model id under ``chosen_model``)."""
-    endpoint = ManagedEndpoint(managed.base_url, managed.api_key_env, managed.timeout_s, managed.max_retries)
+    endpoint = ManagedEndpoint.of(managed)
     client = endpoint.client()
     checkpoints = [Checkpoint(**c) for c in finetune_job["checkpoints"]]
     on_epoch = EpochLogger(student=finetune_job["fine_tuned_model"] or managed.model, teacher=teacher.model)

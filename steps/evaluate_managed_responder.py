@@ -21,7 +21,7 @@ def evaluate_managed_responder(
     managed: ManagedFineTuneConfig, evaluation: ResponseEvaluationConfig, teacher: ResponseTeacherConfig,
 ) -> Annotated[dict[str, Any], "response_evaluation"]:
     """Score all three on both sets; check the kept checkpoint's gate-set numbers against runbook 7.7."""
-    endpoint = ManagedEndpoint(managed.base_url, managed.api_key_env, managed.timeout_s, managed.max_retries)
+    endpoint = ManagedEndpoint.of(managed)
     client = endpoint.client()
     with compute_timer():
         report = evaluate_endpoint_models(

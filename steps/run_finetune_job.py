@@ -37,7 +37,7 @@ def run_finetune_job(response_dataset: ResponseDataset, finetune_files: dict[str
     for split, written in (("train", files.train), ("validation", files.validation)):
         if written.sha256 != finetune_files[split]["sha256"]:
             raise DataError(f"{split} file {written.path} differs from the validated one; re-run with --no-cache")
-    endpoint = ManagedEndpoint(config.base_url, config.api_key_env, config.timeout_s, config.max_retries)
+    endpoint = ManagedEndpoint.of(config)
     client = endpoint.client()
     training, reused_train = upload_once(client, files.train)
     validation, reused_validation = upload_once(client, files.validation)

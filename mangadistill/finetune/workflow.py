@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from mangadistill.config.distill_response import ManagedFineTuneConfig
 from mangadistill.errors import ConfigError, ModelLoadError, UserError
 from mangadistill.finetune.data import ChatFile
 from mangadistill.response.chat import ChatResult
@@ -64,6 +65,11 @@ class ManagedEndpoint:
     api_key_env: str = "OPENAI_API_KEY"
     timeout_s: float = 120.0
     max_retries: int = 5
+
+    @classmethod
+    def of(cls, managed: ManagedFineTuneConfig) -> ManagedEndpoint:
+        """The endpoint `distill_response_managed`'s config names."""
+        return cls(managed.base_url, managed.api_key_env, managed.timeout_s, managed.max_retries)
 
     def api_key(self) -> str:
         key = os.environ.get(self.api_key_env, "").strip()

@@ -13,11 +13,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
-from tests.e2e._cli import PROJECT_ROOT, free_port, run_cli, stop_process_group
+from tests.e2e._cli import PROJECT_ROOT, run_cli
+from tests.integration._finetune_server import ServerProcess
 
 KEY = "e2e-managed-key"
 CONFIGS = PROJECT_ROOT / "configs"
@@ -32,32 +32,21 @@ def managed(tmp_path_factory):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     env = {**os.environ, "ZENML_CONFIG_PATH": str(root / "zenml"), "MLFLOW_TRACKING_URI": uri,
            "ZENML_ANALYTICS_OPT_IN": "false", "MANGADISTILL_API_KEY": KEY}
-    port = free_port()
+    server = ServerProcess(root / "serve.yaml", env, root / "server.log")
+    port = server.port
     (root / "serve.yaml").write_text(f"extends: {CONFIGS / 'serve_openai_smoke.yaml'}\nroot: {root / 'server'}\n")
     (root / "managed.yaml").write_text(
         f"extends: {CONFIGS / 'distill_response_managed_smoke.yaml'}\n"
         f"teacher:\n  base_url: http://127.0.0.1:{port}/v1\n  cache_dir: {root / 'teacher-cache'}\n"
         f"managed:\n  base_url: http://127.0.0.1:{port}/v1\n  files_dir: {root / 'files'}\n")
-    server = subprocess.Popen(
-        [sys.executable, str(PROJECT_ROOT / "run.py"), "--serve", "openai", "--config", str(root / "serve.yaml"),
-         "--port", str(port)], cwd=root, env=env, stdout=open(root / "server.log", "wb"), stderr=subprocess.STDOUT,
-        start_new_session=True)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
-            break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, (root / "server.log").read_text()[-3000:]
-            time.sleep(0.3)
+    server.start(timeout=120)
     client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
     state = {"root": root, "env": env, "uri": uri, "server": server, "client": client,
              "config": str(root / "managed.yaml")}
     try:
         yield state
     finally:
-        if server.poll() is None:
-            stop_process_group(server)
+        server.kill()
 
 
 def _our_files(client) -> list:
@@ -140,7 +129,7 @@ def test_registered_version_answers_through_the_server(managed, finished_run):
         os.environ["MANGADISTILL_API_KEY"] = KEY
         answers = model.predict(["How much is Berserk volume 1?"])
         assert answers[0]["answer"] and answers[0]["completion_tokens"] > 0
-        stop_process_group(managed["server"])  # gone: the version has no weights of its own to fall back on
+        managed["server"].kill()  # gone: the version has no weights of its own to fall back on
         from mangadistill.finetune.workflow import EndpointError
 
         with pytest.raises(EndpointError, match="did not answer for model 'ft:tiny-llama:smoke:"):
