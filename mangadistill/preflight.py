@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from mangadistill.config import (
     DataConfig,
     DistillIntentConfig,
+    DistillRerankerConfig,
     DistillResponseConfig,
     DistillResponseManagedConfig,
     DriftReportConfig,
@@ -52,6 +53,9 @@ def preflight(config: BaseModel) -> None:
     if isinstance(config, DistillResponseManagedConfig):
         _preflight_distill_response_managed(config)
         return
+    if isinstance(config, DistillRerankerConfig):
+        _preflight_distill_reranker(config)
+        return
     if not isinstance(config, DistillIntentConfig):
         return
     check_data(config.data)
@@ -62,6 +66,19 @@ def preflight(config: BaseModel) -> None:
         if bad:
             raise ModelLoadError(f"student.teacher_layers: {bad} out of range; the teacher has layers 0..{n_layers - 1}")
     _preflight_layer_matching(config, teacher)
+
+
+def _preflight_distill_reranker(config: DistillRerankerConfig) -> None:
+    """The input files exist, the teacher resolves and has the layers the student keeps."""
+    for key in ("path", "corpus_path", "queries_path"):
+        path = getattr(config.data, key)
+        if path is not None and not Path(path).is_file():
+            raise DataError(f"data.{key}: {path} does not exist")
+    teacher = check_model_reference("teacher.model", config.teacher.model)
+    n_layers = getattr(teacher, "num_hidden_layers", None)
+    bad = [i for i in config.student.teacher_layers if n_layers is not None and not 0 <= i < n_layers]
+    if bad:
+        raise ModelLoadError(f"student.teacher_layers: {bad} out of range; the teacher has layers 0..{n_layers - 1}")
 
 
 def check_data(data: DataConfig) -> None:

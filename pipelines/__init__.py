@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from mangadistill.config import (
     DistillIntentConfig,
+    DistillRerankerConfig,
     DistillResponseConfig,
     DistillResponseManagedConfig,
     DriftReportConfig,
@@ -70,6 +71,12 @@ PIPELINES: dict[str, PipelineEntry] = {
             "pipelines.distill_response_managed",
             DistillResponseManagedConfig,
             "managed response distillation: OpenAI fine-tuning workflow at any OpenAI-compatible URL; register it",
+        ),
+        PipelineEntry(
+            "distill_reranker",
+            "pipelines.distill_reranker",
+            DistillRerankerConfig,
+            "distil a cross-encoder reranker teacher into a 2-3 layer ONNX INT8 student; NDCG@10 + p95; register it",
         ),
         PipelineEntry(
             "drift_report",

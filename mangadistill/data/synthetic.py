@@ -1385,10 +1385,14 @@ def _customer_title(title: str, rng: random.Random) -> str:
     return _spoken_title(title, rng)
 
 
+def series_name(title: str) -> str:
+    """The bare series name of a title: ``Berserk Deluxe Edition`` -> ``Berserk``, ``Bleach Box Set 1`` -> ``Bleach``."""
+    return _EDITION_SUFFIX.sub("", title)
+
+
 def _series_name(title: str, rng: random.Random) -> str:
     """The bare series name of a title, for templates that name the edition themselves."""
-    series = _EDITION_SUFFIX.sub("", title)
-    return _spoken_title(series, rng)
+    return _spoken_title(series_name(title), rng)
 
 
 def _order_number(rng: random.Random) -> str:

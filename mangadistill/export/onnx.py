@@ -244,8 +244,8 @@ class OnnxClassifier:
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.tokenizer = _load_tokenizer(folder, int(card["max_length"]))
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Logits of shape (len(texts), num_labels)."""
+    def logits(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> np.ndarray:
+        """Logits of shape (len(texts), num_labels); a (first, second) tuple is encoded as a pair (cross-encoder)."""
         encodings = self.tokenizer.encode_batch(list(texts))
         feeds = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),  # (B, L)

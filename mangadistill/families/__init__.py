@@ -59,6 +59,10 @@ def _load_builtin() -> None:
         from mangadistill.families.responder import ResponderFamily
 
         register_family(ResponderFamily())
+    if "reranker" not in _FAMILIES:
+        from mangadistill.families.reranker import RerankerFamily
+
+        register_family(RerankerFamily())
     for module in filter(None, (part.strip() for part in os.environ.get(PLUGINS_ENV, "").split(","))):
         if module not in _plugins_loaded:
             _plugins_loaded.add(module)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -110,18 +111,7 @@ def build_student(teacher: PreTrainedModel, config: StudentConfig) -> PreTrained
     `config.architecture` with the teacher's vocabulary and labels, e.g. TinyBERT's 4 x 312 shape.
     """
     if config.init == "teacher_layers":
-        n_teacher = teacher.config.num_hidden_layers
-        bad = [i for i in config.teacher_layers if not 0 <= i < n_teacher]
-        if bad:
-            raise ModelLoadError(
-                f"student.teacher_layers {bad} out of range: the teacher has layers 0..{n_teacher - 1}"
-            )
-        student = copy.deepcopy(teacher)
-        encoder = _encoder_layers(student)
-        kept = torch.nn.ModuleList([encoder[i] for i in config.teacher_layers])
-        _set_encoder_layers(student, kept)
-        student.config.num_hidden_layers = len(kept)
-        return student
+        return keep_layers(teacher, config.teacher_layers)
     arch = config.architecture
     student_config = copy.deepcopy(teacher.config)
     student_config.update(
@@ -135,6 +125,19 @@ def build_student(teacher: PreTrainedModel, config: StudentConfig) -> PreTrained
     first_stage = config.stage1 if config.stage1.enabled else config.stage2
     torch.manual_seed(first_stage.training.seed)  # the seed of the first stage that trains it
     return AutoModelForSequenceClassification.from_config(student_config)
+
+
+def keep_layers(teacher: PreTrainedModel, layers: Sequence[int], key: str = "student.teacher_layers") -> PreTrainedModel:
+    """A copy of `teacher` with only encoder `layers` (in order), its embeddings and head (layer dropping)."""
+    n_teacher = teacher.config.num_hidden_layers
+    bad = [i for i in layers if not 0 <= i < n_teacher]
+    if bad:
+        raise ModelLoadError(f"{key} {bad} out of range: the teacher has layers 0..{n_teacher - 1}")
+    student = copy.deepcopy(teacher)
+    encoder = _encoder_layers(student)
+    _set_encoder_layers(student, torch.nn.ModuleList([encoder[i] for i in layers]))
+    student.config.num_hidden_layers = len(layers)
+    return student
 
 
 def _encoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:

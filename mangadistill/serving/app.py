@@ -1,6 +1,7 @@
 """The model service: POST /predict, GET /health, GET /metrics, serving whatever the registry says; for a
 family whose models answer chats (the responder), also the OpenAI-compatible ``GET /v1/models`` and
-``POST /v1/chat/completions`` (streaming too) under the registered model's name.
+``POST /v1/chat/completions`` (streaming too) under the registered model's name; for a family whose models
+rerank (the reranker), ``POST /v1/rerank``: a query and its candidates in, scores and their order out.
 
 The family of the served registered model answers each text (intent: ``{"intent", "confidence"}``).
 A `RegistryFollower` (`mangadistill.serving.follower`) keeps the served version in step with the
@@ -38,6 +39,26 @@ class PredictRequest(BaseModel):
     texts: list[str] | None = Field(None, description="A batch of queries.")
 
 
+class RerankRequest(BaseModel):
+    """One query and the candidate passages to order."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(description="The shopper's query.")
+    candidates: list[str] = Field(description="Candidate passages (e.g. a first-stage retriever's top K).")
+    top_n: int | None = Field(None, ge=1, description="Return only the best top_n in `results` (default: all).")
+
+
+def _check_text(text: str, what: str, limits: ServingLimits) -> None:
+    if not text.strip():
+        raise HTTPException(422, f"{what} is empty")
+    if len(text) > limits.max_chars:
+        raise HTTPException(413, f"{what} has {len(text)} characters; the limit is {limits.max_chars}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # e.g. "\ud800" escaped in JSON: a lone surrogate, not a character
+        raise HTTPException(422, f"{what} has an unpaired surrogate at character {exc.start}; send valid Unicode") from None
+
+
 def _validate(body: PredictRequest, limits: ServingLimits) -> list[str]:
     if (body.text is None) == (body.texts is None):
         raise HTTPException(422, "send exactly one of 'text' (a string) or 'texts' (a list of strings)")
@@ -47,15 +68,7 @@ def _validate(body: PredictRequest, limits: ServingLimits) -> list[str]:
     if len(texts) > limits.max_batch:
         raise HTTPException(413, f"{len(texts)} texts in one request; the limit is {limits.max_batch}")
     for i, text in enumerate(texts):
-        if not text.strip():
-            raise HTTPException(422, f"text {i} is empty")
-        if len(text) > limits.max_chars:
-            raise HTTPException(413, f"text {i} has {len(text)} characters; the limit is {limits.max_chars}")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:  # e.g. "\ud800" escaped in JSON: a lone surrogate, not a character
-            raise HTTPException(422, f"text {i} has an unpaired surrogate at character {exc.start}; "
-                                "send valid Unicode") from None
+        _check_text(text, f"text {i}", limits)
     return texts
 
 
@@ -131,6 +144,30 @@ def create_app(follower: RegistryFollower, limits: ServingLimits = ServingLimits
         if body.text is not None:
             return {**predictions[0], **common}
         return {"predictions": predictions, **common}
+
+    @app.post("/v1/rerank")
+    def rerank(body: RerankRequest) -> dict:
+        """Scores of the candidates (in their order), `order` (indices best first) and the best `top_n` results."""
+        current = follower.current
+        if current is None:
+            raise HTTPException(503, f"no model loaded yet ({follower.last_error or 'loading'})")
+        if not callable(getattr(current.model, "rerank", None)):
+            raise HTTPException(404, f"'{follower.model_name}' is not a reranker (family "
+                                f"{current.record.family}); POST /predict instead")
+        _check_text(body.query, "query", limits)
+        if not body.candidates:
+            raise HTTPException(422, f"'candidates' is empty; send 1 to {limits.max_batch} passages")
+        if len(body.candidates) > limits.max_batch:
+            raise HTTPException(413, f"{len(body.candidates)} candidates in one request; the limit is {limits.max_batch}")
+        for i, text in enumerate(body.candidates):
+            _check_text(text, f"candidate {i}", limits)
+        started = time.perf_counter()
+        with gate:
+            scores, order = current.model.rerank(body.query, body.candidates)
+        metrics.observe_prediction(time.perf_counter() - started, len(body.candidates))
+        best = order[: body.top_n] if body.top_n else order
+        return {"scores": scores, "order": order, "results": [{"index": i, "score": scores[i]} for i in best],
+                "model_name": follower.model_name, "model_version": current.version, "stage": follower.stage}
 
     @app.get("/health")
     def health() -> JSONResponse:

@@ -1,0 +1,26 @@
+"""Step: the teacher's score of every candidate of every query, an artifact later runs reuse (cached step)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from zenml import step
+
+from mangadistill.config import RerankTeacherConfig
+from mangadistill.models.encoders import ModelDir, load_model_dir
+from mangadistill.reranker.dataset import RerankDataset
+from mangadistill.reranker.train import score_queries
+from steps._context import compute_timer, log_output_metadata
+
+
+@step
+def score_with_rerank_teacher(rerank_dataset: RerankDataset, rerank_teacher: ModelDir,
+                              config: RerankTeacherConfig) -> Annotated[dict[str, list[float]], "teacher_scores"]:
+    """query_id -> the teacher's score of each candidate, in list order (every split: training reads train,
+    evaluation reads val's MSE to the teacher)."""
+    model, tokenizer = load_model_dir(rerank_teacher)
+    with compute_timer():
+        scores = score_queries(model, tokenizer, rerank_dataset, rerank_dataset.queries,
+                               int(rerank_teacher.card["max_length"]), config.score_batch_size, desc="teacher scores")
+    log_output_metadata({"queries": len(scores), "pairs": sum(len(v) for v in scores.values())})
+    return scores
