@@ -142,6 +142,10 @@ def train_reranker(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, d
     if loss.needs_teacher and teacher_scores is None:
         raise ValueError("this loss needs the teacher's scores of the training lists")
     set_seed(training.seed)
+    if training.dropout is not None:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = training.dropout
     train, val = dataset.split("train"), dataset.split("val")
     accelerator = Accelerator(mixed_precision=training.mixed_precision, cpu=not torch.cuda.is_available())
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)

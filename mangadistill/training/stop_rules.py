@@ -441,7 +441,7 @@ class RerankerStopRule:
     """
 
     min_ndcg_gain: float = 0.002
-    max_swap_rate_rise: float = 0.05
+    max_swap_rate_rise: float = 0.1
     ndcg_key: str = "val_ndcg_at_10"
     swap_key: str = "val_top3_swap_rate"
 
