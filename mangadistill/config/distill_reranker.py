@@ -79,6 +79,8 @@ class RerankStopConfig(StrictModel):
     min_ndcg_gain: float = Field(0.002, ge=0.0, le=1.0, description="Validation NDCG@10 gain per epoch below which to stop.")
     max_swap_rate_rise: float = Field(0.1, ge=0.0, le=1.0, description="Top-3 swap-rate rise that counts as unstable "
                                       "(0.1: a tenth of the validation queries newly swapped).")
+    patience: int = Field(2, ge=1, le=20, description="Consecutive epochs the condition must hold (1: the runbook's "
+                          "literal rule; 2 rides out one noisy dip of a small validation set).")
 
 
 class RerankTeacherConfig(StrictModel):
@@ -98,7 +100,7 @@ class RerankStudentConfig(StrictModel):
                                             description="Teacher encoder layers the student keeps (2-3 per the runbook; "
                                             "contiguous from the bottom: 2-layer students did not learn, see README).")
     alpha: float = Field(0.3, ge=0.0, le=1.0, description="Weight of the supervised loss; 1 - alpha goes to MSE.")
-    pairwise_weight: float = Field(0.1, ge=0.0, le=100.0, description="Weight of the Margin-MSE pairwise term.")
+    pairwise_weight: float = Field(0.5, ge=0.0, le=100.0, description="Weight of the Margin-MSE pairwise term.")
     training: RerankTrainingConfig = RerankTrainingConfig(epochs=5, learning_rate=2.0e-4, batch_queries=4, dropout=0.0)
     stop: RerankStopConfig = RerankStopConfig()
     train_base: bool = Field(True, description="Also train the same student on labels only (alpha=1, no teacher), "
@@ -121,7 +123,7 @@ class RerankExportConfig(StrictModel):
 class RerankEvaluationConfig(StrictModel):
     """How rerank calls are timed: one query and its K candidates per call, variants interleaved in one process."""
 
-    latency_calls: int = Field(100, ge=5, le=100_000, description="Timed rerank calls per variant.")
+    latency_calls: int = Field(60, ge=5, le=100_000, description="Timed rerank calls per variant.")
     latency_warmup: int = Field(10, ge=0, le=10_000, description="Untimed calls per variant first.")
     num_threads: int | None = Field(1, ge=1, le=256, description="Threads per model (null: the runtime default).")
     epoch_latency_calls: int = Field(10, ge=0, le=1000, description="Rerank calls timed after each training epoch "

@@ -153,7 +153,7 @@ def train_reranker(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, d
     total = steps_per_epoch * training.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(training.warmup_ratio * total), total)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    rule = RerankerStopRule(stop.min_ndcg_gain, stop.max_swap_rate_rise) if stop.enabled else None
+    rule = RerankerStopRule(stop.min_ndcg_gain, stop.max_swap_rate_rise, stop.patience) if stop.enabled else None
     rng = random.Random(training.seed)
     result, best_state, best_ndcg = RerankTrainResult(), None, -np.inf
     started = time.perf_counter()

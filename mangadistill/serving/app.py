@@ -106,7 +106,7 @@ def create_app(follower: RegistryFollower, limits: ServingLimits = ServingLimits
 
     app = FastAPI(title=f"MangaAssist model service ({follower.model_name})", lifespan=lifespan)
     app.state.follower, app.state.metrics = follower, metrics
-    app.add_middleware(RequestGuard, metrics=metrics, limits=limits, api_key=api_key)
+    app.add_middleware(RequestGuard, metrics=metrics, limits=limits, api_key=api_key, protected=("/predict", "/v1/rerank"))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:

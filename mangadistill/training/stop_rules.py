@@ -432,33 +432,44 @@ def select_deployment_epoch(history: History, metric: str = "val_accuracy", tole
 @dataclass(frozen=True)
 class RerankerStopRule:
     """Runbook 9.5 / 10.2 for a reranker: stop when NDCG@10 on validation gains less than `min_ndcg_gain`
-    over one epoch, or when the top-3 swap rate turns unstable (rises by more than `max_swap_rate_rise`).
+    over one epoch, or when the top-3 swap rate turns unstable (rises by more than `max_swap_rate_rise`), on
+    `patience` consecutive epoch-to-epoch comparisons.
 
     9.5's table: NDCG@10 0.771, 0.784, 0.791, 0.790 -> the gain from epoch 3 to 4 is negative, stop after
-    epoch 4; the kept epoch is then the best one (`select_deployment_epoch` on ``val_ndcg_at_10``: epoch 3).
-    A history without swap rates (NaN or absent) is judged on NDCG alone. The latency condition of 10.2
-    does not change between epochs of one architecture; the promotion gate checks it.
+    epoch 4 (patience 1, the runbook's literal rule); the kept epoch is then the best one
+    (`select_deployment_epoch` on ``val_ndcg_at_10``: epoch 3). A patience of 2 waits for a second small
+    gain, so that one noisy dip of a small validation set does not end training. A history without swap
+    rates (NaN or absent) is judged on NDCG alone. The latency condition of 10.2 does not change between
+    epochs of one architecture; the promotion gate checks it.
     """
 
     min_ndcg_gain: float = 0.002
     max_swap_rate_rise: float = 0.1
+    patience: int = 1
     ndcg_key: str = "val_ndcg_at_10"
     swap_key: str = "val_top3_swap_rate"
 
-    def decide(self, history: History) -> StopDecision:
-        epochs = _epochs(history)
-        if len(history) < 2:
-            return StopDecision(False, "one epoch: nothing to compare yet", epochs[-1] if epochs else 0)
-        (previous, current), epoch = history[-2:], epochs[-1]
-        gain = _metric(current, self.ndcg_key, epoch) - _metric(previous, self.ndcg_key, epochs[-2])
+    def _compare(self, previous: Mapping[str, float], current: Mapping[str, float], epochs: tuple[int, int]):
+        gain = _metric(current, self.ndcg_key, epochs[1]) - _metric(previous, self.ndcg_key, epochs[0])
         conditions = {self.ndcg_key: _below(gain, self.min_ndcg_gain)}
         reasons = [f"{self.ndcg_key} gain {gain:+.4f} {'<' if conditions[self.ndcg_key] else '>='} "
                    f"{self.min_ndcg_gain:g}"]
         before, after = (float(r.get(self.swap_key, math.nan)) for r in (previous, current))
         if math.isfinite(before) and math.isfinite(after):
-            rise = after - before
-            conditions[self.swap_key] = rise > self.max_swap_rate_rise + _EPS
+            conditions[self.swap_key] = after - before > self.max_swap_rate_rise + _EPS
             reasons.append(f"{self.swap_key} {before:.3f} -> {after:.3f} "
                            f"({'unstable' if conditions[self.swap_key] else 'stable'}, limit +{self.max_swap_rate_rise:g})")
-        stop = any(conditions.values())
-        return StopDecision(stop, f"epoch {epoch}: {'; '.join(reasons)}" + ("; stop" if stop else ""), epoch, conditions)
+        return conditions, "; ".join(reasons)
+
+    def decide(self, history: History) -> StopDecision:
+        _check_positive_int("patience", self.patience)
+        epochs = _epochs(history)
+        if len(history) < 2:
+            return StopDecision(False, "one epoch: nothing to compare yet", epochs[-1] if epochs else 0)
+        held = []
+        for i in range(max(1, len(history) - self.patience), len(history)):
+            conditions, reason = self._compare(history[i - 1], history[i], (epochs[i - 1], epochs[i]))
+            held.append(any(conditions.values()))
+        stop = len(held) == self.patience and all(held)
+        suffix = "; stop" if stop else ("" if not held[-1] else f"; held {sum(held)} of {self.patience} epoch(s) in a row")
+        return StopDecision(stop, f"epoch {epochs[-1]}: {reason}{suffix}", epochs[-1], conditions)

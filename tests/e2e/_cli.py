@@ -59,3 +59,31 @@ def stop_process_group(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
+
+
+def start_server(env, family: str, port: int) -> subprocess.Popen:
+    """`run.py --serve <family>` on `port`, polling the registry every second (stop it with `os.killpg`)."""
+    return subprocess.Popen([sys.executable, str(PROJECT_ROOT / "run.py"), "--serve", family, "--port", str(port),
+                             "--poll-seconds", "1"], env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def wait_for_health(base: str, server: subprocess.Popen, until, timeout: float = 180.0) -> dict:
+    """Poll `base`/health until `until(body)` holds; raises when the server exits or `timeout` passes."""
+    import time
+
+    import httpx
+
+    deadline, body = time.monotonic() + timeout, None
+    while True:
+        try:
+            body = httpx.get(f"{base}/health", timeout=5).json()
+            if until(body):
+                return body
+        except (httpx.HTTPError, ValueError) as exc:
+            body = repr(exc)
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited: {server.stdout.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the server did not reach the expected state; last /health: {body}")
+        time.sleep(0.5)

