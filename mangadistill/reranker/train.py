@@ -195,7 +195,7 @@ def train_reranker(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, d
             on_epoch_end(row)
         if row["val_ndcg_at_10"] > best_ndcg:
             best_ndcg, best_state = row["val_ndcg_at_10"], copy.deepcopy(accelerator.unwrap_model(model).state_dict())
-        if rule is not None:
+        if rule is not None and epoch >= stop.min_epochs:
             decision = rule.decide(result.history)
             if decision.stop:
                 result.stop_reason = decision.reason
