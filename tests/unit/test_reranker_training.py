@@ -13,10 +13,11 @@ from tests.tiny_models import tiny_classifier
 TRAINING = RerankTrainingConfig(epochs=4, learning_rate=1e-3, batch_queries=8, group_size=4, max_length=48, dropout=0.0)
 
 
-def _run(tmp_path, stop: RerankStopConfig, loss=RerankLoss(), teacher_scores=None):
+def _run(tmp_path, stop: RerankStopConfig, loss: RerankLoss | None = None, teacher_scores=None):
     dataset = generate_dataset(24, seed=5, k=6, hard_negatives=2, val_fraction=0.25, gate_fraction=0.25)
     _, model, tokenizer = tiny_classifier(tmp_path / "m", ["relevance"])
-    result = train_reranker(model, tokenizer, dataset, loss, TRAINING, stop, teacher_scores=teacher_scores, desc="t")
+    result = train_reranker(model, tokenizer, dataset, loss or RerankLoss(), TRAINING, stop, teacher_scores=teacher_scores,
+                            desc="t")
     return dataset, model, tokenizer, result
 
 
