@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import CountVectorizer
 
 from mangadistill.data.synthetic import CatalogEntry, load_catalog, series_name
@@ -112,7 +113,7 @@ class Bm25:
         norm = k1 * (1 - b + b * lengths / max(lengths.mean(), 1e-9))  # (n_docs,)
         weights = counts.tocoo()
         data = weights.data * (k1 + 1) / (weights.data + norm[weights.row])
-        self._weights = type(counts)((data, (weights.row, weights.col)), shape=counts.shape).tocsr()
+        self._weights = csr_matrix((data, (weights.row, weights.col)), shape=counts.shape)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document for `query`, shape (n_docs,)."""

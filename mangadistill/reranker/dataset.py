@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mangadistill.data.cleaning import scrub_pii
 from mangadistill.data.loaders import iter_json_objects
-from mangadistill.data.synthetic import CatalogEntry
+from mangadistill.data.synthetic import CatalogEntry, series_name
 from mangadistill.errors import DataError
 from mangadistill.reranker.corpus import GENRE_WORDS, Bm25, Passage, catalog_passages, normalize, series_key
 from mangadistill.reranker.judge import RelevanceJudge
@@ -142,8 +142,6 @@ def _genre_phrase(genre: str, rng: random.Random) -> str:
 
 def _write_query(kind: str, entry: CatalogEntry, rng: random.Random) -> tuple[str, str]:
     """A query of `kind` about `entry`, and its split group."""
-    from mangadistill.data.synthetic import series_name
-
     title = entry.title if rng.random() < 0.7 else series_name(entry.title).split(":")[0]
     genres = list(entry.genres)
     rng.shuffle(genres)

@@ -69,8 +69,11 @@ def evaluate_rerankers(dataset: RerankDataset, teacher: ModelDir, distilled: Mod
     torch_models = {"teacher_pytorch_fp32": teacher, "student_pytorch_fp32": distilled}
     onnx_variants = ("onnx_fp32", "onnx_int8_dynamic")
 
+    torch_scorers: dict[str, ScoreFn] = {name: TorchScorer(folder.path).scores for name, folder in torch_models.items()}
+
     def scorers(num_threads: int | None) -> dict[str, ScoreFn]:
-        built: dict[str, ScoreFn] = {name: TorchScorer(folder.path).scores for name, folder in torch_models.items()}
+        """The PyTorch models (their threads follow `torch_threads`) and ONNX sessions of `num_threads`."""
+        built = dict(torch_scorers)
         for variant in onnx_variants:
             built[f"student_{variant}"] = OnnxScorer(student_onnx.path, variant, num_threads=num_threads).scores
         return built
