@@ -64,8 +64,10 @@ def summary(run: Any) -> list[Any]:
             meta = run.steps[step_name].outputs[
                 "rerank_teacher" if step_name == "train_rerank_teacher" else "rerank_student"][0].run_metadata
             if "best_epoch" in meta:
+                data = (f"; {meta['labelled_queries']} labelled + {meta['transfer_queries']} teacher-scored transfer "
+                        "queries" if meta.get("transfer_queries") else "")
                 printed.append(f"{step_name}: kept epoch {meta['best_epoch']} of {meta['epochs_trained']} "
-                               f"(val NDCG@10 {meta['best_val_ndcg_at_10']:.4f}); {meta['stop_reason']}")
+                               f"(val NDCG@10 {meta['best_val_ndcg_at_10']:.4f}); {meta['stop_reason']}{data}")
     served = report["variants"][f"student_{report['served_variant']}"]
     printed.append(f"served {report['served_reason']}; keeps {100 * served['ndcg_retention']:.1f}% of the teacher's "
                    f"NDCG@10 at {served['p95_ratio_vs_teacher']:.2f}x its p95 and {100 * served['cost_reduction']:.0f}% "

@@ -38,6 +38,7 @@ def log_training(group: str, result: RerankTrainResult) -> dict[str, Any]:
                                               "val_top3_swap_rate"), f"{group}: epochs"), f"plots/{group}_epochs.png")
     summary = {"best_epoch": result.best_epoch, "epochs_trained": len(result.history),
                "best_val_ndcg_at_10": round(result.best["val_ndcg_at_10"], 6), "choice": result.choice,
-               "stop_reason": result.stop_reason, "train_seconds": round(result.train_seconds, 1)}
+               "stop_reason": result.stop_reason, "train_seconds": round(result.train_seconds, 1),
+               "labelled_queries": result.labelled_queries, "transfer_queries": result.transfer_queries}
     log_grouped(group, {"best_epoch": result.best_epoch, "epochs_trained": len(result.history)})
     return summary

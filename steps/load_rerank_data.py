@@ -19,7 +19,7 @@ def load_dataset(config: RerankDataConfig) -> RerankDataset:
         return read_trec(config.path, config.corpus_path, config.queries_path, k=config.k, **split)
     generated = config.generated
     return generate_dataset(generated.n_queries, generated.seed, k=config.k, hard_negatives=generated.hard_negatives,
-                            **split)
+                            transfer_queries=generated.transfer_queries, **split)
 
 
 @step

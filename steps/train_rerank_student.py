@@ -15,7 +15,7 @@ from mangadistill.models.encoders import (
     load_pretrained_classifier,
     save_model_dir,
 )
-from mangadistill.reranker.dataset import RerankDataset
+from mangadistill.reranker.dataset import TRANSFER, RerankDataset
 from mangadistill.reranker.losses import RerankLoss
 from mangadistill.reranker.train import train_reranker
 from materializers import ModelDirMaterializer
@@ -28,19 +28,26 @@ from steps.train_rerank_teacher import RELEVANCE
 def train_rerank_student(rerank_dataset: RerankDataset, rerank_teacher: ModelDir, teacher_scores: dict[str, list[float]],
                          config: RerankStudentConfig, evaluation: RerankEvaluationConfig, teacher_model: str,
                          distilled: bool) -> Annotated[ModelDir, "rerank_student"]:
-    """`distilled`: the teacher's layers `config.teacher_layers`, loss ``alpha*L_sup + (1-alpha)*MSE + w*L_pair``.
-    Otherwise the base student: the same layers of the pretrained encoder, labels only (runbook 9.3)."""
+    """`distilled`: the teacher's layers `config.teacher_layers`, loss ``alpha*L_sup + (1-alpha)*MSE + w*L_pair``,
+    on the train split plus the unlabelled transfer queries (teacher terms only). Otherwise the base student:
+    the same layers of the pretrained encoder, labels only, train split only (runbook 9.3)."""
     group = "student" if distilled else "base_student"
     if distilled:
         teacher, tokenizer = load_model_dir(rerank_teacher)
-        source, loss, scores = teacher, RerankLoss(config.alpha, config.pairwise_weight), teacher_scores
+        source, loss, scores = teacher, RerankLoss(config.alpha, config.pairwise_weight, config.centre_mse), teacher_scores
     else:
         source, tokenizer = load_pretrained_classifier(teacher_model, RELEVANCE)
         loss, scores = RerankLoss(), None
     model = keep_layers(source, config.teacher_layers)
+    use_transfer = distilled and loss.needs_teacher and bool(rerank_dataset.split(TRANSFER))
+    training, stop = config.training, config.stop
+    if use_transfer:  # more queries per epoch: fewer epochs for about the same optimizer steps
+        training = training.model_copy(update={"epochs": config.transfer_epochs})
+        stop = stop.model_copy(update={"min_epochs": min(stop.min_epochs, config.transfer_epochs)})
     with compute_timer():
-        result = train_reranker(model, tokenizer, rerank_dataset, loss, config.training, config.stop,
+        result = train_reranker(model, tokenizer, rerank_dataset, loss, training, stop,
                                 teacher_scores=scores, latency_calls=evaluation.epoch_latency_calls, desc=group,
+                                use_transfer=use_transfer,
                                 on_epoch_end=RerankEpochLogger(group, run_label(), f"{len(config.teacher_layers)}-layer",
                                                                teacher_model if distilled else "-"))
     log_output_metadata(log_training(group, result))

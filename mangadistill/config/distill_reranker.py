@@ -27,6 +27,9 @@ class RerankGeneratedConfig(StrictModel):
     seed: int = Field(11, description="Generator seed (queries, synopses, hard negatives).")
     hard_negatives: int = Field(5, ge=0, le=50, description="Candidates per query the first stage missed that "
                                 "share the query's series, author, a genre or a title word.")
+    transfer_queries: int = Field(700, ge=0, le=20_000, description="Extra queries written without labels, scored "
+                                  "by the teacher, learnt by the distilled student only (those about a held-out "
+                                  "series/author/genre set are dropped); 0: none.")
 
 
 class RerankDataConfig(StrictModel):
@@ -100,10 +103,15 @@ class RerankStudentConfig(StrictModel):
     teacher_layers: tuple[int, ...] = Field((0, 1, 2), min_length=1, max_length=12,
                                             description="Teacher encoder layers the student keeps (2-3 per the runbook; "
                                             "contiguous from the bottom: 2-layer students did not learn, see README).")
-    alpha: float = Field(0.3, ge=0.0, le=1.0, description="Weight of the supervised loss; 1 - alpha goes to MSE.")
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the supervised loss; 1 - alpha goes to MSE.")
     pairwise_weight: float = Field(0.5, ge=0.0, le=100.0, description="Weight of the Margin-MSE pairwise term.")
+    centre_mse: bool = Field(True, description="MSE on scores centred on their query's mean (a ranking ignores a "
+                             "per-query offset; raw-logit MSE cost 5 NDCG points, README); false: raw logits.")
     training: RerankTrainingConfig = RerankTrainingConfig(epochs=5, learning_rate=2.0e-4, batch_queries=4, dropout=0.0)
     stop: RerankStopConfig = RerankStopConfig(min_epochs=4)
+    transfer_epochs: int = Field(2, ge=1, le=100, description="Epochs of the distilled student when the data has "
+                                 "transfer queries (labelled + transfer per epoch; 2 x ~800 queries is about the "
+                                 "optimizer steps of training.epochs x ~320 labelled ones, which the base student runs).")
     train_base: bool = Field(True, description="Also train the same student on labels only (alpha=1, no teacher), "
                              "from the pretrained encoder's layers: the 'base student' of runbook 9.3.")
 

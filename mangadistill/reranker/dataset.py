@@ -14,6 +14,14 @@ Three sources, one shape (`RerankDataset`):
   per line) and queries (``{"_id", "text"}`` per line); each query's candidates are its judged documents
   plus BM25's best unjudged ones (label 0), K in all.
 
+Generated data can add *transfer queries* (``transfer_queries``, runbook 3.4 and TinyBERT's task-specific
+augmentation): more queries written the same way, with their candidate lists but **no labels**
+(``labels`` is None, split ``transfer``). Only the teacher's scores of them are ever used, by the
+distilled student; the base student (labels only) never sees them. Their groups are disjoint from the
+validation and gate groups (a transfer query about a held-out series, author or genre set is dropped and
+counted as ``transfer_in_held_out_group``), and they do not change the train / val / gate split, which is
+decided on the labelled queries alone.
+
 Queries are split into train / val / gate by *group* (the series, author or genres a generated query is
 about; the query itself otherwise), so near-identical queries never sit on both sides of a split. Bad rows
 are quarantined with their line number and the reason (never their content), and counted. PII is
@@ -38,11 +46,12 @@ from mangadistill.errors import DataError
 from mangadistill.reranker.corpus import GENRE_WORDS, Bm25, Passage, catalog_passages, normalize, series_key
 from mangadistill.reranker.judge import RelevanceJudge
 
-__all__ = ["SPLITS", "QuarantinedRow", "RerankDataset", "RerankQuery", "generate_dataset", "read_jsonl_lists",
+__all__ = ["SPLITS", "TRANSFER", "QuarantinedRow", "RerankDataset", "RerankQuery", "generate_dataset", "read_jsonl_lists",
            "read_trec"]
 
-Split = Literal["train", "val", "gate"]
-SPLITS: tuple[str, ...] = ("train", "val", "gate")
+Split = Literal["train", "val", "gate", "transfer"]
+SPLITS: tuple[str, ...] = ("train", "val", "gate")  # every labelled dataset has all three
+TRANSFER = "transfer"  # unlabelled queries only the teacher scores (module docstring)
 
 
 class RerankQuery(BaseModel):
@@ -53,7 +62,7 @@ class RerankQuery(BaseModel):
     query_id: str
     query: str
     doc_ids: tuple[str, ...]
-    labels: tuple[int, ...]
+    labels: tuple[int, ...] | None  # None: an unlabelled transfer query
     split: Split
     kind: str = "given"
     group: str = ""
@@ -98,7 +107,7 @@ class RerankDataset(BaseModel):
         return {
             "split": dict(Counter(q.split for q in self.queries)),
             "kind": dict(Counter(q.kind for q in self.queries)),
-            "label": {str(k): v for k, v in sorted(Counter(l for q in self.queries for l in q.labels).items())},
+            "label": {str(k): v for k, v in sorted(Counter(l for q in self.queries for l in q.labels or ()).items())},
             "candidates": {"passages": len(self.corpus), "pairs": sum(len(q.doc_ids) for q in self.queries)},
             "quarantined": {"rows": len(self.quarantined)},
             "skipped": dict(self.skipped),
@@ -187,8 +196,10 @@ def _hard_negatives(entry: CatalogEntry, entries: Sequence[CatalogEntry], labels
 
 
 def generate_dataset(n_queries: int, seed: int, k: int = 20, hard_negatives: int = 5, val_fraction: float = 0.15,
-                     gate_fraction: float = 0.2, split_seed: int = 7) -> RerankDataset:
-    """`n_queries` distinct generated queries (see the module docstring), the same for the same arguments."""
+                     gate_fraction: float = 0.2, split_seed: int = 7, transfer_queries: int = 0) -> RerankDataset:
+    """`n_queries` distinct generated queries (see the module docstring), the same for the same arguments, plus
+    up to `transfer_queries` unlabelled ones (those outside the held-out groups); the labelled queries and
+    their splits do not depend on `transfer_queries`."""
     if not 0 <= hard_negatives < k:
         raise ValueError(f"hard_negatives must be in [0, k), got {hard_negatives} with k={k}")
     passages = catalog_passages(seed)
@@ -200,8 +211,9 @@ def generate_dataset(n_queries: int, seed: int, k: int = 20, hard_negatives: int
     drafts: list[tuple[str, str, str, list[str], list[int]]] = []
     seen: set[str] = set()
     skipped: Counter[str] = Counter()
-    for _ in range(n_queries * 20):
-        if len(drafts) == n_queries:
+    wanted = n_queries + transfer_queries
+    for _ in range(wanted * 20):
+        if len(drafts) == wanted:
             break
         kind = rng.choices(kinds, weights)[0]
         entry = rng.choice(entries)
@@ -221,13 +233,22 @@ def generate_dataset(n_queries: int, seed: int, k: int = 20, hard_negatives: int
             skipped["no_relevant_candidate"] += 1
             continue
         drafts.append((kind, text, group, [passages[i].doc_id for i in chosen], [grades[i] for i in chosen]))
-    if len(drafts) < n_queries:
-        raise DataError(f"data.generated.n_queries={n_queries}: only {len(drafts)} distinct judgeable queries could "
-                        "be written from the catalog; ask for fewer")
-    splits = _assign_splits((d[2] for d in drafts), val_fraction, gate_fraction, split_seed)
-    queries = tuple(RerankQuery(query_id=f"q{i:05d}", query=text, doc_ids=tuple(ids), labels=tuple(labels),
-                                split=splits[group], kind=kind, group=group)
-                    for i, (kind, text, group, ids, labels) in enumerate(drafts))
+    if len(drafts) < wanted:
+        raise DataError(f"data.generated.n_queries={n_queries} + transfer_queries={transfer_queries}: only "
+                        f"{len(drafts)} distinct judgeable queries could be written from the catalog; ask for fewer")
+    labelled, extra = drafts[:n_queries], drafts[n_queries:]
+    splits = _assign_splits((d[2] for d in labelled), val_fraction, gate_fraction, split_seed)
+    queries = [RerankQuery(query_id=f"q{i:05d}", query=text, doc_ids=tuple(ids), labels=tuple(labels),
+                           split=splits[group], kind=kind, group=group)
+               for i, (kind, text, group, ids, labels) in enumerate(labelled)]
+    held_out = {group for group, split in splits.items() if split != "train"}
+    for i, (kind, text, group, ids, _) in enumerate(extra, start=n_queries):
+        if group in held_out:
+            skipped["transfer_in_held_out_group"] += 1
+            continue
+        queries.append(RerankQuery(query_id=f"t{i:05d}", query=text, doc_ids=tuple(ids), labels=None,
+                                   split=TRANSFER, kind=kind, group=group))
+    queries = tuple(queries)
     _check_splits(queries, f"generated data (n_queries={n_queries})")
     return RerankDataset(queries=queries, corpus={p.doc_id: p.text for p in passages}, source="generated", k=k,
                          skipped=dict(skipped))

@@ -24,7 +24,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_sc
 
 from mangadistill.config import RerankStopConfig, RerankTrainingConfig
 from mangadistill.evaluation.latency import latency_summary
-from mangadistill.reranker.dataset import RerankDataset, RerankQuery
+from mangadistill.reranker.dataset import TRANSFER, RerankDataset, RerankQuery
 from mangadistill.reranker.losses import RerankLoss
 from mangadistill.reranker.metrics import ranking_metrics
 from mangadistill.training.stop_rules import RerankerStopRule, select_deployment_epoch
@@ -75,6 +75,8 @@ class RerankTrainResult:
     choice: str = ""
     stop_reason: str = "ran every configured epoch"
     train_seconds: float = 0.0
+    labelled_queries: int = 0
+    transfer_queries: int = 0
 
     @property
     def best(self) -> dict[str, float]:
@@ -82,11 +84,12 @@ class RerankTrainResult:
 
 
 def _epoch_groups(queries: Sequence[RerankQuery], group_size: int, rng: random.Random) -> list[tuple[RerankQuery, list[int]]]:
-    """Each query with `group_size` of its candidates, at least one of them relevant when it has one."""
+    """Each query with `group_size` of its candidates, at least one of them relevant when it has one (an
+    unlabelled transfer query: any `group_size`)."""
     groups = []
     for q in queries:
         positions = rng.sample(range(len(q.doc_ids)), len(q.doc_ids))
-        relevant = next((p for p in positions if q.labels[p] > 0), None)
+        relevant = next((p for p in positions if q.labels[p] > 0), None) if q.labels is not None else None
         chosen = positions[:group_size]
         if relevant is not None and relevant not in chosen:
             chosen[-1] = relevant
@@ -96,21 +99,23 @@ def _epoch_groups(queries: Sequence[RerankQuery], group_size: int, rng: random.R
 
 
 def _batch_tensors(batch, dataset: RerankDataset, teacher_scores: TeacherScores | None, group_size: int):
-    """Labels, teacher scores and the mask as (Q, G), plus the flat (query, passage) lists of the real pairs."""
+    """Labels, teacher scores and the mask as (Q, G), whether each query is labelled (Q,), plus the flat
+    (query, passage) lists of the real pairs."""
     n = len(batch)
     labels = torch.zeros(n, group_size)
+    labelled = torch.tensor([q.labels is not None for q, _ in batch])
     teacher = torch.zeros(n, group_size) if teacher_scores is not None else None
     mask = torch.zeros(n, group_size, dtype=torch.bool)
     queries, passages = [], []
     for row, (q, positions) in enumerate(batch):
         for col, position in enumerate(positions):
-            labels[row, col] = q.labels[position]
+            labels[row, col] = q.labels[position] if q.labels is not None else 0
             mask[row, col] = True
             if teacher is not None:
                 teacher[row, col] = teacher_scores[q.query_id][position]
             queries.append(q.query)
             passages.append(dataset.corpus[q.doc_ids[position]])
-    return labels, teacher, mask, queries, passages
+    return labels, labelled, teacher, mask, queries, passages
 
 
 def _validate(model, tokenizer, dataset: RerankDataset, val: Sequence[RerankQuery], max_length: int,
@@ -134,19 +139,27 @@ def _validate(model, tokenizer, dataset: RerankDataset, val: Sequence[RerankQuer
 def train_reranker(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: RerankDataset,
                    loss: RerankLoss, training: RerankTrainingConfig, stop: RerankStopConfig, *,
                    teacher_scores: TeacherScores | None = None, on_epoch_end: EpochCallback | None = None,
-                   latency_calls: int = 0, desc: str = "train") -> RerankTrainResult:
-    """Train `model` in place on the train split; on return it holds the best validation epoch's weights."""
+                   latency_calls: int = 0, desc: str = "train", use_transfer: bool = False) -> RerankTrainResult:
+    """Train `model` in place on the train split (and the unlabelled transfer queries with `use_transfer`:
+    the teacher's scores are all that is learnt of them); on return it holds the best validation epoch's weights."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     if loss.needs_teacher and teacher_scores is None:
         raise ValueError("this loss needs the teacher's scores of the training lists")
+    transfer = dataset.split(TRANSFER) if use_transfer else []
+    if transfer and (not loss.needs_teacher or teacher_scores is None):
+        raise ValueError("transfer queries carry no labels: they need a loss that weights the teacher's scores")
+    unscored = [q.query_id for q in transfer if q.query_id not in teacher_scores] if transfer else []
+    if unscored:
+        raise ValueError(f"{len(unscored)} transfer queries have no teacher scores (first: {unscored[0]}); "
+                         "score them with the teacher first")
     set_seed(training.seed)
     if training.dropout is not None:
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = training.dropout
-    train, val = dataset.split("train"), dataset.split("val")
+    train, val = dataset.split("train") + transfer, dataset.split("val")
     accelerator = Accelerator(mixed_precision=training.mixed_precision, cpu=not torch.cuda.is_available())
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
     steps_per_epoch = -(-len(train) // training.batch_queries)
@@ -156,6 +169,7 @@ def train_reranker(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, d
     rule = RerankerStopRule(stop.min_ndcg_gain, stop.max_swap_rate_rise, stop.patience) if stop.enabled else None
     rng = random.Random(training.seed)
     result, best_state, best_ndcg = RerankTrainResult(), None, -np.inf
+    result.labelled_queries, result.transfer_queries = len(train) - len(transfer), len(transfer)
     started = time.perf_counter()
     for epoch in range(1, training.epochs + 1):
         model.train()
@@ -166,14 +180,14 @@ def train_reranker(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, d
                    leave=False)
         for start in bar:
             batch = groups[start:start + training.batch_queries]
-            labels, teacher, mask, queries, passages = _batch_tensors(batch, dataset, teacher_scores,
-                                                                      training.group_size)
+            labels, labelled, teacher, mask, queries, passages = _batch_tensors(batch, dataset, teacher_scores,
+                                                                                training.group_size)
             inputs = tokenizer(queries, passages, truncation=True, max_length=training.max_length, padding=True,
                                return_tensors="pt").to(accelerator.device)
             flat = model(**inputs).logits[:, 0].float()
             student = torch.zeros(mask.shape, device=flat.device).masked_scatter(mask.to(flat.device), flat)
             terms = loss(student, labels.to(flat.device), None if teacher is None else teacher.to(flat.device),
-                         mask.to(flat.device))
+                         mask.to(flat.device), labelled.to(flat.device))
             accelerator.backward(terms.total)
             accelerator.clip_grad_norm_(model.parameters(), training.max_grad_norm)
             optimizer.step()

@@ -75,9 +75,25 @@ def test_identical_scores_give_zero_mse_and_pairwise():
     terms = RerankLoss(alpha=0.3, pairwise_weight=0.5)(student, labels, student.clone())
     assert float(terms.mse) == 0.0 and float(terms.pairwise) == 0.0
     assert float(terms.total) == pytest.approx(0.3 * float(terms.supervised))
-    # shifted teacher scores: MSE sees the shift, the pairwise (margin) term does not
-    shifted = RerankLoss(alpha=0.0, pairwise_weight=1.0)(student, labels, student + 2.0)
-    assert float(shifted.mse) == pytest.approx(4.0) and float(shifted.pairwise) == pytest.approx(0.0, abs=1e-6)
+    # teacher scores shifted per query: a ranking is shift-invariant, so neither the (query-centred) MSE nor the
+    # pairwise margin term sees it; the raw MSE does
+    shift = torch.tensor([[2.0], [-1.0], [0.5]])
+    shifted = RerankLoss(alpha=0.0, pairwise_weight=1.0)(student, labels, student + shift)
+    assert float(shifted.mse) == pytest.approx(0.0, abs=1e-6) and float(shifted.pairwise) == pytest.approx(0.0, abs=1e-6)
+    raw = RerankLoss(alpha=0.0, pairwise_weight=1.0, centre_mse=False)(student, labels, student + shift)
+    assert float(raw.mse) == pytest.approx(float((shift ** 2).mean()))
+
+
+def test_centred_mse_by_hand_ignores_padding():
+    student = torch.tensor([[1.0, 2.0, 9.0]])
+    teacher = torch.tensor([[0.0, 3.0, -5.0]])
+    mask = torch.tensor([[True, True, False]])
+    terms = RerankLoss(alpha=0.0)(student, torch.zeros(1, 3), teacher, mask)
+    # differences (1, -1) have mean 0: centred MSE = (1 + 1) / 2 over the two real candidates
+    assert float(terms.mse) == pytest.approx(1.0)
+    terms = RerankLoss(alpha=0.0)(student, torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 0.0]]), mask)
+    # differences (1, 2): mean 1.5, centred (-0.5, 0.5) -> 0.25
+    assert float(terms.mse) == pytest.approx(0.25)
 
 
 def test_padding_takes_no_part_and_loss_checks_its_inputs():
@@ -174,6 +190,32 @@ def test_generated_data_is_deterministic_split_by_group_and_labelled_by_the_rule
         assert len(q.doc_ids) == 12 and len(set(q.doc_ids)) == 12 and max(q.labels) > 0
         entries = [judge.entries[int(d[4:])] for d in q.doc_ids]
         assert list(q.labels) == judge.grade(q.query, entries)
+
+
+def test_transfer_queries_are_unlabelled_outside_held_out_groups_and_leave_the_splits_alone():
+    plain = generate_dataset(60, seed=3, k=12, hard_negatives=3)
+    with_transfer = generate_dataset(60, seed=3, k=12, hard_negatives=3, transfer_queries=40)
+    labelled = [q for q in with_transfer.queries if q.split != "transfer"]
+    assert labelled == list(plain.queries)  # the labelled queries and the frozen gate set do not move
+    transfer = with_transfer.split("transfer")
+    held_out = {q.group for q in plain.queries if q.split != "train"}
+    dropped = with_transfer.skipped.get("transfer_in_held_out_group", 0)
+    assert len(transfer) + dropped == 40 and transfer
+    assert all(q.labels is None and q.group not in held_out for q in transfer)
+    assert not {q.query for q in transfer} & {q.query for q in plain.queries}
+    assert with_transfer.counts()["split"]["transfer"] == len(transfer)
+
+
+def test_unlabelled_queries_take_no_part_in_the_supervised_loss():
+    student, teacher, labels = _tensors()
+    loss = RerankLoss(alpha=0.5, pairwise_weight=0.5)
+    everyone = loss(student, labels, teacher)
+    only_first = loss(student, labels, teacher, labelled=torch.tensor([True, True, False]))
+    first = loss(student[:1], labels[:1], teacher[:1])
+    assert float(only_first.supervised) == pytest.approx(float(first.supervised))  # query 2 has no relevant one
+    assert float(only_first.supervised) != pytest.approx(float(everyone.supervised))
+    assert float(only_first.mse) == pytest.approx(float(everyone.mse))  # the teacher terms keep every query
+    assert float(only_first.pairwise) == pytest.approx(float(everyone.pairwise))
 
 
 def test_jsonl_lists_quarantine_bad_rows_and_scrub_pii(tmp_path):

@@ -2,6 +2,7 @@
 history of runbook 9.4, and the best epoch's weights handed back."""
 
 import numpy as np
+import pytest
 
 from mangadistill.config import RerankStopConfig, RerankTrainingConfig
 from mangadistill.reranker.dataset import generate_dataset
@@ -44,3 +45,26 @@ def test_distilled_history_has_the_9_4_columns(tmp_path):
     table = epoch_table(result)
     assert table.startswith("| Epoch | Supervised loss | Pairwise loss | MSE score loss | NDCG@10 |")
     assert "best checkpoint (kept)" in table
+
+
+def test_transfer_queries_are_learnt_from_the_teacher_only(tmp_path):
+    dataset = generate_dataset(24, seed=5, k=6, hard_negatives=2, val_fraction=0.25, gate_fraction=0.25,
+                               transfer_queries=12)
+    transfer = dataset.split("transfer")
+    assert transfer and all(q.labels is None for q in transfer)
+    _, model, tokenizer = tiny_classifier(tmp_path / "m", ["relevance"])
+    one_epoch = TRAINING.model_copy(update={"epochs": 1})
+    with pytest.raises(ValueError, match="teacher"):  # labels only: nothing to learn from an unlabelled query
+        train_reranker(model, tokenizer, dataset, RerankLoss(), one_epoch, RerankStopConfig(), use_transfer=True)
+    teacher = {q.query_id: list(np.linspace(1.0, -1.0, len(q.doc_ids))) for q in dataset.queries
+               if q.split != "transfer"}
+    with pytest.raises(ValueError, match="no teacher scores"):
+        train_reranker(model, tokenizer, dataset, RerankLoss(0.5, 0.5), one_epoch, RerankStopConfig(),
+                       teacher_scores=teacher, use_transfer=True)
+    teacher.update({q.query_id: list(np.linspace(1.0, -1.0, len(q.doc_ids))) for q in transfer})
+    result = train_reranker(model, tokenizer, dataset, RerankLoss(0.5, 0.5), one_epoch, RerankStopConfig(),
+                            teacher_scores=teacher, use_transfer=True)
+    assert (result.labelled_queries, result.transfer_queries) == (len(dataset.split("train")), len(transfer))
+    without = train_reranker(model, tokenizer, dataset, RerankLoss(0.5, 0.5), one_epoch, RerankStopConfig(),
+                             teacher_scores=teacher)
+    assert without.transfer_queries == 0
