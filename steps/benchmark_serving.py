@@ -51,10 +51,10 @@ def benchmark_serving(
             variants = [torch_variant("teacher_pytorch_fp32", teacher_model),
                         torch_variant("student_pytorch_fp32", student_model),
                         *(onnx_variant(student_onnx, v, threads) for v in student_onnx.card["variants"])]
-            speed = benchmark_variants(variants, queries, config, cost)
+            speed = benchmark_variants(variants, queries, config, cost, threads)
         served, reason = choose_served_variant(
             {v: m["accuracy"] for v, m in onnx_quality.items()},
-            {v: speed[f"student_{v}"]["latency_p95_ms"] for v in onnx_quality},
+            {v: speed[f"student_{v}"]["service_p95_ms"] for v in onnx_quality},
             evaluation["student"]["accuracy"], export)
         for variant in (v for v in onnx_quality if v in INT8_VARIANTS or v == served):
             if config.cold_start_runs:
@@ -66,8 +66,8 @@ def benchmark_serving(
     logger.info("serving %s: %s", served, reason)
     log_grouped("serving", {f"{name}_{k}": v for name, metrics in report["variants"].items()
                             for k, v in metrics.items() if isinstance(v, float)})
-    log_grouped("serving", {**{k: report.get(k) for k in ("p95_ratio", "size_ratio", "cost_reduction",
-                                                           "int8_accuracy_delta")},
+    log_grouped("serving", {**{k: report.get(k) for k in ("p95_ratio", "service_p95_ratio", "size_ratio",
+                                                           "cost_reduction", "int8_accuracy_delta", "load_avg_1m")},
                             "threads": report.get("serving_threads")})
     mlflow.set_tag("served_variant", served)
     mlflow.log_text(report["variant_table_md"], "serving/variants.md")

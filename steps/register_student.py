@@ -40,7 +40,8 @@ def register_student(
     student, teacher = serving_report["variants"][f"student_{served}"], evaluation["teacher"]
     with tempfile.TemporaryDirectory(prefix="served-") as folder:
         registered = register_classifier(
-            serving_copy(student_onnx, served, folder), config.model_name, record,
+            serving_copy(student_onnx, served, folder, serving_threads=serving_report.get("serving_threads")),
+            config.model_name, record,
             description=f"Distilled intent student served as {served}; gate accuracy {student['accuracy']:.3f} "
                         f"(teacher {teacher['accuracy']:.3f}), warm p95 {student['latency_p95_ms']:.2f} ms.",
         )

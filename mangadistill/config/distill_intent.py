@@ -90,6 +90,17 @@ class TrainingConfig(StrictModel):
     seed: int = Field(42, description="Seed for init, shuffling and dropout.")
 
 
+class TeacherStopConfig(StrictModel):
+    """When the teacher stops fine-tuning (`mangadistill.training.stop_rules.TeacherStopRule`): validation
+    accuracy gains < `min_accuracy_gain` and validation loss improves < `min_loss_improvement` for `patience`
+    epochs in a row; `teacher.training.epochs` is then the most it trains."""
+
+    enabled: bool = Field(True, description="Stop early by this rule; off = always run teacher.training.epochs.")
+    min_accuracy_gain: float = Field(0.0015, ge=0.0, le=1.0, description="Val accuracy gain (0.0015 = 0.15 pt) below which.")
+    min_loss_improvement: float = Field(0.02, ge=0.0, le=1.0, description="Relative val loss improvement below which.")
+    patience: int = Field(1, ge=1, le=20, description="Consecutive epochs both must hold.")
+
+
 class TeacherConfig(StrictModel):
     """The encoder fine-tuned as teacher and the labelling it produces."""
 
@@ -99,6 +110,7 @@ class TeacherConfig(StrictModel):
         "available in the local cache.",
     )
     training: TrainingConfig = TrainingConfig(epochs=6, learning_rate=1.0e-4)
+    stop: TeacherStopConfig = TeacherStopConfig()
     low_confidence_threshold: float = Field(
         0.2, gt=0.0, lt=1.0, description="Confidence spread (top1 - top2) below which a label is low-confidence."
     )
@@ -384,4 +396,4 @@ class DistillIntentConfig(StrictModel):
     refusal: RefusalConfig = RefusalConfig()
     registry: RegistryConfig = RegistryConfig()
 
-__all__ = ['SyntheticDataConfig', 'SplitConfig', 'CleaningConfig', 'DataConfig', 'TrainingConfig', 'TeacherConfig', 'StudentArchitecture', 'Stage1StopConfig', 'Stage2StopConfig', 'Stage1Config', 'Stage2Config', 'CheckpointConfig', 'StudentConfig', 'KDConfig', 'EvaluationConfig', 'ExportConfig', 'CostConfig', 'RefusalConfig', 'RegistryConfig', 'DistillIntentConfig', 'PACKAGED_MINILM', 'PACKAGED_MPNET']
+__all__ = ['SyntheticDataConfig', 'SplitConfig', 'CleaningConfig', 'DataConfig', 'TrainingConfig', 'TeacherStopConfig', 'TeacherConfig', 'StudentArchitecture', 'Stage1StopConfig', 'Stage2StopConfig', 'Stage1Config', 'Stage2Config', 'CheckpointConfig', 'StudentConfig', 'KDConfig', 'EvaluationConfig', 'ExportConfig', 'CostConfig', 'RefusalConfig', 'RegistryConfig', 'DistillIntentConfig', 'PACKAGED_MINILM', 'PACKAGED_MPNET']

@@ -2,16 +2,26 @@
 
 Runbook 4.2, 6.10 and 13.3. Every measurement runs after untimed warm-up calls, cycling through the
 same query list, so variants timed one after another in one process see identical inputs.
+
+Each timed call records two clocks: its wall time, and the CPU time of the calling thread
+(`time.thread_time`). With one thread per query (the serving default: onnxruntime and torch then compute
+on the calling thread) the CPU time is the call's *service time*: what it costs on a core of its own.
+Another busy process on the machine stretches the wall time (the call waits for a core) but hardly the
+service time, so a gate on the service-time p95 gives the same answer on a quiet and on a loaded
+machine; the wall-time figures and the share of wall time the calls actually ran (`on_cpu_share`) are
+kept beside it, with the machine's load average, so a reader sees how busy the machine was.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +34,28 @@ def time_single_queries(
     return time_interleaved({"model": predict_one}, queries, n_timed, n_warmup)["model"]
 
 
+@dataclass(frozen=True)
+class CallTimings:
+    """Per-call milliseconds of one predictor: wall clock and the calling thread's CPU time, shape (n,)."""
+
+    wall_ms: np.ndarray
+    cpu_ms: np.ndarray
+
+
 def time_interleaved(
     predictors: dict[str, Callable[[str], object]], queries: Sequence[str], n_timed: int, n_warmup: int,
     block: int = 50,
 ) -> dict[str, np.ndarray]:
-    """Milliseconds per single-query call of several predictors, timed in alternating blocks on the same queries.
+    """Wall milliseconds per single-query call of several predictors (see `measure_interleaved`)."""
+    return {name: t.wall_ms for name, t in measure_interleaved(predictors, queries, n_timed, n_warmup, block).items()}
+
+
+def measure_interleaved(
+    predictors: dict[str, Callable[[str], object]], queries: Sequence[str], n_timed: int, n_warmup: int,
+    block: int = 50,
+) -> dict[str, CallTimings]:
+    """Wall and thread-CPU milliseconds per single-query call of several predictors, timed in alternating
+    blocks on the same queries.
 
     Each predictor answers `block` queries in turn (after a few untimed calls to re-warm its caches and
     thread pool), then the next one does, until each has `n_timed` timings. A slow spell of the machine
@@ -41,7 +68,8 @@ def time_interleaved(
     for i in range(n_warmup):
         for predict_one in predictors.values():
             predict_one(queries[i % len(queries)])
-    timings = {name: np.empty(n_timed) for name in predictors}
+    wall = {name: np.empty(n_timed) for name in predictors}
+    cpu = {name: np.empty(n_timed) for name in predictors}
     rewarm = min(5, n_warmup) if len(predictors) > 1 else 0
     gc.collect()
     was_enabled = gc.isenabled()
@@ -53,13 +81,14 @@ def time_interleaved(
                     predict_one(queries[(start + i) % len(queries)])
                 for i in range(start, min(start + block, n_timed)):
                     query = queries[i % len(queries)]
-                    began = time.perf_counter()
+                    began, began_cpu = time.perf_counter(), time.thread_time()
                     predict_one(query)
-                    timings[name][i] = (time.perf_counter() - began) * 1e3
+                    cpu[name][i] = (time.thread_time() - began_cpu) * 1e3
+                    wall[name][i] = (time.perf_counter() - began) * 1e3
     finally:
         if was_enabled:
             gc.enable()
-    return timings
+    return {name: CallTimings(wall[name], cpu[name]) for name in predictors}
 
 
 def latency_summary(timings_ms: np.ndarray) -> dict[str, float]:
@@ -70,6 +99,31 @@ def latency_summary(timings_ms: np.ndarray) -> dict[str, float]:
         "latency_p99_ms": float(np.percentile(timings_ms, 99)),
         "latency_mean_ms": float(np.mean(timings_ms)),
     }
+
+
+def service_summary(timings: CallTimings, threads: int | None) -> dict[str, float]:
+    """`latency_summary` of the wall times, plus the service time of a call (module docstring):
+    ``service_p50_ms``/``service_p95_ms`` from the thread's CPU time with one thread per query; with more
+    (or the runtime default), worker threads' time is not the caller's, so they fall back to the wall
+    times. ``on_cpu_share``: the calls' CPU time over their wall time (near 1 on a quiet machine, one thread).
+    """
+    single = threads == 1
+    service = timings.cpu_ms if single else timings.wall_ms
+    return {
+        **latency_summary(timings.wall_ms),
+        "service_p50_ms": float(np.percentile(service, 50)),
+        "service_p95_ms": float(np.percentile(service, 95)),
+        "on_cpu_share": float(timings.cpu_ms.sum() / max(timings.wall_ms.sum(), 1e-9)),
+    }
+
+
+def machine_load() -> dict[str, float]:
+    """The 1-minute load average and the core count, recorded beside every latency measurement."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not every platform has it
+        load = float("nan")
+    return {"load_avg_1m": float(load), "cpu_count": float(os.cpu_count() or 1)}
 
 
 def measure_throughput(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mangadistill.config import CostConfig, EvaluationConfig, ExportConfig
 from mangadistill.evaluation.cost import cost_per_million_requests
-from mangadistill.evaluation.latency import latency_summary, measure_throughput, time_interleaved
+from mangadistill.evaluation.latency import machine_load, measure_interleaved, measure_throughput, service_summary
 from mangadistill.models.model_dir import ModelDir
 
 INT8_VARIANTS = ("onnx_int8_dynamic", "onnx_int8_static")
@@ -63,19 +63,25 @@ def torch_threads(num_threads: int | None) -> Iterator[int]:
 
 
 def benchmark_variants(
-    variants: Sequence[ServingVariant], queries: Sequence[str], config: EvaluationConfig, cost: CostConfig
+    variants: Sequence[ServingVariant], queries: Sequence[str], config: EvaluationConfig, cost: CostConfig,
+    threads: int | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Latency percentiles (variants timed round-robin), batch throughput, size and cost per million requests."""
-    timings = time_interleaved({v.name: v.predict_one for v in variants}, queries, config.latency_queries,
-                               config.latency_warmup)
+    """Latency percentiles and service times (variants timed round-robin; `threads` per query, see
+    `service_summary`), batch throughput, size and cost per million requests, with the machine's load."""
+    load_before = machine_load()
+    timings = measure_interleaved({v.name: v.predict_one for v in variants}, queries, config.latency_queries,
+                                  config.latency_warmup)
+    load = {"load_avg_1m": max(load_before["load_avg_1m"], machine_load()["load_avg_1m"]),
+            "cpu_count": load_before["cpu_count"]}
     results = {}
     for variant in variants:
         results[variant.name] = {
-            **latency_summary(timings[variant.name]),
+            **service_summary(timings[variant.name], threads),
             "throughput_qps": measure_throughput(variant.predict_batch, queries, config.throughput_batch_size,
                                                  config.throughput_batches),
             "size_mb": variant.size_mb,
-            "cost_per_million_usd": cost_per_million_requests(timings[variant.name], cost),
+            "cost_per_million_usd": cost_per_million_requests(timings[variant.name].wall_ms, cost),
+            **load,
         }
     return results
 
@@ -119,6 +125,7 @@ def variant_table(
             _fmt(metrics["latency_p50_ms"], "{:.2f}"),
             _fmt(metrics["latency_p95_ms"], "{:.2f}"),
             _fmt(metrics["latency_p99_ms"], "{:.2f}"),
+            _fmt(metrics.get("service_p95_ms"), "{:.2f}"),
             _fmt(metrics["throughput_qps"], "{:.0f}"),
             _fmt(metrics.get("cold_start_ms"), "{:.0f}"),
             _fmt(metrics["size_mb"], "{:.1f}"),
@@ -127,7 +134,8 @@ def variant_table(
     return rows
 
 
-VARIANT_HEADER = ("Variant", "Accuracy", "vs fp32 (pt)", "p50 ms", "p95 ms", "p99 ms", "batch q/s", "cold ms",
+VARIANT_HEADER = ("Variant", "Accuracy", "vs fp32 (pt)", "p50 ms", "p95 ms", "p99 ms",
+                  "service p95 ms", "batch q/s", "cold ms",
                   "MB", "$ / 1M")
 
 def serving_report(
@@ -140,7 +148,8 @@ def serving_report(
 ) -> dict:
     """Everything the serving benchmark found, with the runbook 6.10 and 13.3 tables in markdown.
 
-    ``p95_ratio``/``size_ratio`` compare the served student with the PyTorch teacher;
+    ``p95_ratio``/``size_ratio`` compare the served student with the PyTorch teacher (``service_p95_ratio``:
+    the same on service times, which machine load hardly moves);
     ``int8_accuracy_delta`` is the served variant's gate accuracy minus the fp32 student's, in points;
     ``cost_reduction`` is runbook 18.3 on the cost per million requests.
     """
@@ -161,6 +170,8 @@ def serving_report(
         "served_reason": reason,
         "variants": variants,
         "p95_ratio": student["latency_p95_ms"] / teacher["latency_p95_ms"],
+        "service_p95_ratio": student["service_p95_ms"] / teacher["service_p95_ms"],
+        "load_avg_1m": student.get("load_avg_1m"),
         "size_ratio": student["size_mb"] / teacher["size_mb"],
         "int8_accuracy_delta": 100 * (student["accuracy"] - evaluation["student"]["accuracy"]),
         "cost_reduction": cost_reduction(teacher["cost_per_million_usd"], student["cost_per_million_usd"]),

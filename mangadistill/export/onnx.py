@@ -200,8 +200,9 @@ def _embedding_note(block_size: int | None) -> str:
     return "fp32" if block_size is None else f"int4 block-wise ({block_size} per block)"
 
 
-def serving_copy(bundle: ModelDir, variant: str, out_dir: str | Path) -> ModelDir:
-    """A folder with only `variant`'s graph, the tokenizer and the card: what a deployment ships."""
+def serving_copy(bundle: ModelDir, variant: str, out_dir: str | Path, serving_threads: int | None = None) -> ModelDir:
+    """A folder with only `variant`'s graph, the tokenizer and the card: what a deployment ships. With
+    `serving_threads`, the card says how many threads per query it was benchmarked with (its pyfunc uses them)."""
     variants = bundle.card.get("variants", {})
     if variant not in variants:
         raise ValueError(f"variant '{variant}' is not in the bundle (has: {', '.join(sorted(variants))})")
@@ -210,7 +211,9 @@ def serving_copy(bundle: ModelDir, variant: str, out_dir: str | Path) -> ModelDi
     for name in (*_BUNDLE_FILES, variants[variant]):
         if (Path(bundle.path) / name).exists():
             shutil.copy2(Path(bundle.path) / name, out_dir / name)
-    _update_card(out_dir, model_file=variants[variant], variants={variant: variants[variant]}, served_variant=variant)
+    extra = {"serving_threads": int(serving_threads)} if serving_threads else {}
+    _update_card(out_dir, model_file=variants[variant], variants={variant: variants[variant]}, served_variant=variant,
+                 **extra)
     return ModelDir(str(out_dir))
 
 

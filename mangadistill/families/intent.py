@@ -23,7 +23,8 @@ from mangadistill.traffic import TrafficLog
 
 #: Benchmark metrics registered with an intent version (the served graph's gate-set and serving numbers).
 BENCHMARK_KEYS = ("accuracy", "macro_f1", "rare_class_recall", "refusal_precision", "refusal_recall",
-                  "in_scope_accuracy", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "cold_start_ms",
+                  "in_scope_accuracy", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "service_p95_ms",
+                  "cold_start_ms",
                   "size_mb", "cost_per_million_usd")
 
 
@@ -85,7 +86,10 @@ class IntentFamily(Family):
             "accuracy": GateSpec(category="quality", metric="accuracy", min=0.89),
             "rare_class_recall": GateSpec(category="quality", metric="rare_class_recall", min=0.80),
             "refusal_precision": GateSpec(category="safety", metric="refusal_precision", min=0.94),
-            "latency_p95": GateSpec(category="latency", metric="latency_p95_ms", max=6.0),
+            # runbook 6.9's 6 ms, on the service-time p95 (one thread, CPU time of the call: machine load does not
+            # move it; README "Latency gates"), and the student's p95 against the teacher's timed beside it
+            "latency_p95": GateSpec(category="latency", metric="service_p95_ms", max=6.0),
+            "latency_ratio": GateSpec(category="latency", metric="p95_ratio_vs_teacher", max=1 / 3),
             # a new Python process to first prediction, not a Lambda cold start: recorded, not gated
             "cold_start": GateSpec(category="latency", metric="cold_start_ms", max=150.0, enabled=False),
             # runbook 15.1 checklist
@@ -99,7 +103,7 @@ class IntentFamily(Family):
             "agreement": GateSpec(category="shadow", metric="agreement_rate", min=0.85),
             "refusal_rate_shift": GateSpec(category="shadow", metric="refusal_rate_abs_delta", max=0.02),
             "escalation_rate_shift": GateSpec(category="shadow", metric="escalation_rate_abs_delta", max=0.02),
-            "staging_latency_p95": GateSpec(category="shadow", metric="staging_p95_latency_ms", max=6.0),
+            "staging_latency_p95": GateSpec(category="shadow", metric="staging_p95_service_ms", max=6.0),
             # needs a labelled log; with an unlabelled one the metric is missing and fails: disable it there
             "staging_refusal_precision": GateSpec(category="shadow", metric="staging_refusal_precision", min=0.94),
         }
@@ -195,6 +199,7 @@ def student_record(run_name: str, source_id: str, evaluation: dict[str, Any], se
     served = serving["served_variant"]
     student, teacher_scores = serving["variants"][f"student_{served}"], evaluation["teacher"]
     benchmark = _benchmark(student, cost_reduction=serving["cost_reduction"],
+                           p95_ratio_vs_teacher=serving.get("service_p95_ratio", serving["p95_ratio"]),
                            retention=student["accuracy"] / teacher_scores["accuracy"],
                            teacher_accuracy=teacher_scores["accuracy"],
                            fp32_student_accuracy=evaluation["student"]["accuracy"])

@@ -136,7 +136,7 @@ def run_shadow(client: MlflowClient, name: str, staging: str, production: str, c
     produced = replay(control.predict, texts, config.shadow.latency_warmup)
     shadowed = replay(shadow.predict, texts, config.shadow.latency_warmup)
     metrics, bucket = family.compare(produced, shadowed, traffic, config.family_options)
-    metrics.update(latency_metrics(produced, shadowed))
+    metrics.update(latency_metrics(produced, shadowed, (control_record.serving_threads, shadow_record.serving_threads)))
     metrics["quarantined_rows"] = float(len(traffic.quarantine))
     decision = evaluate_gates("shadow", config.shadow_gate_set(), metrics)
     event = family.shadow_event(metrics, model_name=name, staging_version=staging, production_version=production,

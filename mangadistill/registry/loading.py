@@ -49,7 +49,8 @@ def download_model_dir(name: str, version: str, dst: str | Path | None = None) -
 
 @dataclass
 class PyfuncClassifier:
-    """Any registered pyfunc that follows the intent serving contract: texts in, DataFrame(intent, confidence) out."""
+    """Any registered pyfunc that follows the intent serving contract: texts in, one ``{intent, confidence}``
+    per text out (a list of dicts, or a DataFrame with those columns)."""
 
     name: str
     version: str
@@ -57,11 +58,13 @@ class PyfuncClassifier:
 
     def predict(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
         output = self.model.predict(list(texts))
-        if not hasattr(output, "columns") or not {"intent", "confidence"} <= set(output.columns):
-            found = list(output.columns) if hasattr(output, "columns") else type(output).__name__
-            raise ValueError(f"models:/{self.name}/{self.version} returned {found}; the intent serving contract is "
-                             "a DataFrame with 'intent' and 'confidence'")
-        return output["intent"].astype(str).tolist(), output["confidence"].astype(float).to_numpy()
+        if hasattr(output, "columns") and {"intent", "confidence"} <= set(output.columns):
+            return output["intent"].astype(str).tolist(), output["confidence"].astype(float).to_numpy()
+        if isinstance(output, list) and all(isinstance(o, dict) and {"intent", "confidence"} <= set(o) for o in output):
+            return [str(o["intent"]) for o in output], np.array([float(o["confidence"]) for o in output])
+        found = list(output.columns) if hasattr(output, "columns") else type(output).__name__
+        raise ValueError(f"models:/{self.name}/{self.version} returned {found}; the intent serving contract is one "
+                         "{'intent', 'confidence'} per text (a list of dicts or a DataFrame with those columns)")
 
 
 def load_version_classifier(name: str, version: str,

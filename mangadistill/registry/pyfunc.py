@@ -1,7 +1,14 @@
 """The MLflow pyfunc that serves a registered intent classifier: raw strings in, intent + confidence out.
 
 The model folder's card says how to run it: ``format: onnx`` folders are served with onnxruntime and
-`tokenizers` only (torch is never imported); other folders are Hugging Face PyTorch checkpoints.
+`tokenizers` only (torch is never imported), on the card's ``serving_threads`` (the thread count the
+version was benchmarked and gated with); other folders are Hugging Face PyTorch checkpoints.
+
+``predict`` is typed (``list[str]`` in, one ``{"intent", "confidence"}`` dict per query out), so MLflow
+validates the input against the type hint instead of converting it to a DataFrame and enforcing a column
+schema, and the answer is built without pandas: on one query those two cost as much as an INT8 graph's
+forward pass (`benchmarks/run_benchmarks.py` reports graph and pyfunc time side by side). A one-column
+DataFrame is still accepted (MLflow turns it into the list).
 """
 
 from __future__ import annotations
@@ -17,22 +24,7 @@ from mangadistill.models.decision import card_refusal_rule
 from mangadistill.models.model_dir import MODEL_CARD
 
 MODEL_ARTIFACT = "model_dir"
-OUTPUT_COLUMNS = ("intent", "confidence")
-
-
-def _as_texts(model_input: Any) -> list[str]:
-    """Accept a string, a list of strings, a pandas Series, or a one-column DataFrame."""
-    import pandas as pd
-
-    if isinstance(model_input, str):
-        return [model_input]
-    if isinstance(model_input, pd.DataFrame):
-        if model_input.shape[1] != 1:
-            raise ValueError(f"expected a one-column DataFrame of query texts, got columns {list(model_input.columns)}")
-        return model_input.iloc[:, 0].astype(str).tolist()
-    if isinstance(model_input, pd.Series):
-        return model_input.astype(str).tolist()
-    return [str(text) for text in model_input]
+OUTPUT_KEYS = ("intent", "confidence")
 
 
 class _TorchClassifier:
@@ -55,7 +47,7 @@ class _TorchClassifier:
 
 
 class IntentClassifierPyfunc(mlflow.pyfunc.PythonModel):
-    """Tokenise, run the saved classifier, return a DataFrame with one (intent, confidence) row per query."""
+    """Tokenise, run the saved classifier, return one ``{"intent", "confidence"}`` dict per query."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         path = Path(context.artifacts[MODEL_ARTIFACT])
@@ -65,18 +57,21 @@ class IntentClassifierPyfunc(mlflow.pyfunc.PythonModel):
         if card.get("format") == "onnx":
             from mangadistill.export.onnx import OnnxClassifier
 
-            self._classifier = OnnxClassifier(path)
+            self._classifier = OnnxClassifier(path, num_threads=card.get("serving_threads") or None)
         else:
             self._classifier = _TorchClassifier(path, int(card["max_length"]))
 
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would reinterpret them
-        """``intent`` and ``confidence`` (top softmax probability) for each query."""
-        import pandas as pd
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without what `load_context` builds (an onnxruntime session cannot be pickled): MLflow runs the
+        input example through a loaded copy when it logs the model, then pickles it."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_labels", "_refusal", "_classifier")}
 
+    def predict(self, context, model_input: list[str], params: dict[str, Any] | None = None):
+        """One ``{"intent": str, "confidence": float}`` (top softmax probability) per query. The input is typed
+        (MLflow validates it); the output is not, since MLflow can only call a dict of mixed values ``Any``."""
         from mangadistill.models.decision import decide
 
-        texts = _as_texts(model_input)
-        if not texts:
-            return pd.DataFrame({"intent": pd.Series(dtype=str), "confidence": pd.Series(dtype=float)})
-        predictions, confidence = decide(np.asarray(self._classifier.logits(texts)), *self._refusal)
-        return pd.DataFrame({"intent": [self._labels[i] for i in predictions], "confidence": confidence})
+        if not model_input:
+            return []
+        predictions, confidence = decide(np.asarray(self._classifier.logits(model_input)), *self._refusal)
+        return [{"intent": self._labels[i], "confidence": float(c)} for i, c in zip(predictions, confidence, strict=True)]

@@ -6,8 +6,6 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 
 import mlflow
-from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, Schema
 
 from mangadistill.lifecycle.record import VersionRecord
 from mangadistill.lifecycle.registration import RegisteredVersion, register_version
@@ -21,14 +19,11 @@ SERVING_PACKAGES = {
 }
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
-SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string")]),
-                           outputs=Schema([ColSpec("string", "intent"), ColSpec("double", "confidence")]))
-
-
 def register_classifier(model_dir: ModelDir, model_name: str, record: VersionRecord,
                         description: str = "") -> RegisteredVersion:
     """Log `model_dir` as an intent-classifier pyfunc in the active run and register it as a version of
-    `model_name` with `record` (reusing the version already registered from the same weights)."""
+    `model_name` with `record` (reusing the version already registered from the same weights). The signature
+    comes from the pyfunc's type hints (list of strings in), which MLflow then checks without a DataFrame."""
 
     def log_model():
         return mlflow.pyfunc.log_model(
@@ -37,7 +32,6 @@ def register_classifier(model_dir: ModelDir, model_name: str, record: VersionRec
             artifacts={MODEL_ARTIFACT: model_dir.path},
             code_paths=[str(PACKAGE_DIR)],
             pip_requirements=[f"{pkg}=={package_version(pkg)}" for pkg in SERVING_PACKAGES[model_format(model_dir)]],
-            signature=SIGNATURE,
             input_example=["is volume 3 of frieren in stock?"],
             registered_model_name=model_name,
         )

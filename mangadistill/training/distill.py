@@ -19,7 +19,7 @@ from mangadistill.models.vocabulary import token_id_map, trim_vocabulary
 from mangadistill.teacher.labeling import TeacherLabels
 from mangadistill.training.checkpoints import StageCheckpoints
 from mangadistill.training.loop import ClassificationTask, OnlineTeacher, TrainResult, train_classifier
-from mangadistill.training.stop_rules import Stage1StopRule, Stage2StopRule
+from mangadistill.training.stop_rules import Stage1StopRule, Stage2StopRule, TeacherStopRule
 
 logger = logging.getLogger(__name__)
 EpochCallback = Callable[[dict[str, float]], None]
@@ -59,8 +59,12 @@ def fine_tune_teacher(dataset: IntentDataset, config: TeacherConfig, on_epoch_en
     model, tokenizer = load_pretrained_classifier(config.model, list(dataset.labels))
     loss = fine_tune_loss()
     logger.info("teacher %s (%s), loss %s", config.model, describe(model), loss)
+    rule = None
+    if config.stop.enabled:
+        rule = TeacherStopRule(min_accuracy_gain=config.stop.min_accuracy_gain,
+                               min_loss_improvement=config.stop.min_loss_improvement, patience=config.stop.patience)
     result = train_classifier(model, tokenizer, task_from_dataset(dataset), loss, config.training,
-                              on_epoch_end=on_epoch_end, desc="teacher")
+                              on_epoch_end=on_epoch_end, desc="teacher", stop_rule=rule)
     return Trained(model, tokenizer, result, loss)
 
 

@@ -466,6 +466,7 @@ def _validation_metrics(task: ClassificationTask, logits: np.ndarray, temperatur
     metrics = classification_metrics(task.val_labels, logits.argmax(-1), task.num_labels, task.rare_ids, task.refusal_id)
     out = {"val_accuracy": metrics.pop("accuracy"), "val_macro_f1": metrics.pop("macro_f1"), **metrics}
     student = torch.from_numpy(logits)
+    out["val_loss"] = float(torch.nn.functional.cross_entropy(student.float(), torch.as_tensor(task.val_labels).long()))
     out["student_entropy_mean"] = float(entropy(student).mean())
     if task.val_teacher_logits is not None:
         teacher = torch.from_numpy(task.val_teacher_logits)

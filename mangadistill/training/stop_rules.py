@@ -44,6 +44,7 @@ __all__ = [
     "Stage1StopRule",
     "Stage2StopRule",
     "StopDecision",
+    "TeacherStopRule",
     "select_deployment_epoch",
 ]
 
@@ -393,6 +394,42 @@ class Stage2StopRule(_ConsecutiveEpochRule):
         if len(held) < self.required:
             return None
         return f"{len(held)} of {len(checks)} held: {', '.join(held)}; {self.required} required"
+
+
+@dataclass(frozen=True)
+class TeacherStopRule(_ConsecutiveEpochRule):
+    """The teacher's fine-tuning rule, shaped like the students' (10.2): stop when validation accuracy gains
+    < `min_accuracy_gain` (0.0015 = 0.15 points) *and* the validation loss improves < `min_loss_improvement`
+    (relative) for `patience` epochs in a row. The epoch budget becomes a maximum: a user's larger label set
+    that keeps improving trains on, an easy one stops early. Both must hold: a teacher whose accuracy has
+    saturated still sharpens its probabilities (the soft labels the students learn from) while its
+    validation loss falls.
+    """
+
+    min_accuracy_gain: float = 0.0015
+    min_loss_improvement: float = 0.02
+    patience: int = 1
+    accuracy_key: str = "val_accuracy"
+    loss_key: str = "val_loss"
+
+    _label = "teacher"
+
+    def __post_init__(self) -> None:
+        _check_threshold("min_accuracy_gain", self.min_accuracy_gain)
+        _check_threshold("min_loss_improvement", self.min_loss_improvement)
+        _check_positive_int("patience", self.patience)
+        _check_keys(accuracy_key=self.accuracy_key, loss_key=self.loss_key)
+
+    def _keys(self) -> tuple[str, ...]:
+        return (self.accuracy_key, self.loss_key)
+
+    def _checks(self, first: Mapping[str, float], prev: Mapping[str, float], cur: Mapping[str, float]) -> list[_Check]:
+        acc, loss = self._keys()
+        return [_gain_check(acc, prev[acc], cur[acc], self.min_accuracy_gain),
+                _loss_check(loss, prev[loss], cur[loss], self.min_loss_improvement)]
+
+    def _holds(self, checks: list[_Check]) -> str | None:
+        return "both held" if all(c.held for c in checks) else None
 
 
 # ------------------------------------------------------------------------------------ deployment epoch

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-KEYS = ("p95_ratio", "size_ratio", "int8_accuracy_delta", "kd_speedup", "flops_utilization", "overhead_share")
+KEYS = ("p95_ratio", "size_ratio", "int8_accuracy_delta", "kd_speedup", "flops_utilization", "overhead_share",
+        "pyfunc_overhead", "server_overhead", "pipeline_minutes")
 
 
 @pytest.mark.slow
@@ -25,5 +26,9 @@ def test_quick_benchmark_writes_json_and_summary(tmp_path):
     assert payload["p95_ratio"] > 0 and payload["size_ratio"] > 0 and payload["kd_speedup"] > 0
     assert 0 < payload["flops_utilization"] < 1.5 and 0 <= payload["overhead_share"] < 1
     assert payload["machine"]["cores"] >= 1 and payload["details"]["kd"]["rows"] == 64
+    assert isinstance(payload["machine"]["isa"], list)
+    overhead = payload["details"]["overhead"]
+    assert 0 < overhead["graph"]["p50_ms"] <= overhead["pyfunc"]["p50_ms"] * 1.5  # the graph is inside the pyfunc
     summary = (tmp_path / "summary.md").read_text()
     assert "Distillation benchmark" in summary and "student_onnx_int8_dynamic" in summary and "KDTrainer" in summary
+    assert "Serving overhead" in summary and "MLflow pyfunc" in summary

@@ -116,7 +116,8 @@ def test_registered_version_serves_int8_onnx_without_torch(stores, client):
         f"m = mlflow.pyfunc.load_model('models:/{MODEL}/1')\n"
         "a = m.predict(['where is my order MA-123456?', 'recommend me a dark fantasy manga'])\n"
         "b = m.predict(pd.DataFrame({'q': ['do you ship to canada?']}))\n"
-        "print(json.dumps({'a': a.to_dict('list'), 'b': b.to_dict('list'), 'torch': 'torch' in sys.modules}))\n"
+        "print(json.dumps({'a': pd.DataFrame(a).to_dict('list'), 'b': pd.DataFrame(b).to_dict('list'),\n"
+        "                  'torch': 'torch' in sys.modules}))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], env=env, cwd="/", capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -68,10 +68,13 @@ def test_pyfuncs_return_intent_and_confidence(registered):
     for version in ("1", "2"):
         model = mlflow.pyfunc.load_model(f"models:/registry-test/{version}")
         out = model.predict(TEXTS)
-        assert list(out.columns) == ["intent", "confidence"] and len(out) == 2
-        assert set(out["intent"]) <= set(LABELS) and out["confidence"].between(1 / 3, 1.0).all()
-        single = model.predict(pd.DataFrame({"q": ["hi"]}))
-        assert len(single) == 1
+        assert [sorted(o) for o in out] == [["confidence", "intent"]] * 2
+        assert {o["intent"] for o in out} <= set(LABELS) and all(1 / 3 <= o["confidence"] <= 1.0 for o in out)
+        single = model.predict(pd.DataFrame({"q": ["hi"]}))  # a one-column DataFrame still works
+        assert len(single) == 1 and single[0]["intent"] in LABELS
+        assert model.predict([]) == []
+        with pytest.raises(Exception, match="type hint|list"):  # typed input: a bare number is refused up front
+            model.predict(42)
 
 
 def test_onnx_pyfunc_loads_without_torch(registered):
@@ -79,7 +82,7 @@ def test_onnx_pyfunc_loads_without_torch(registered):
         "import json, sys, mlflow\n"
         "m = mlflow.pyfunc.load_model('models:/registry-test/2')\n"
         f"out = m.predict({TEXTS!r})\n"
-        "print(json.dumps({'intents': list(out['intent']), 'torch': 'torch' in sys.modules}))\n"
+        "print(json.dumps({'intents': [o['intent'] for o in out], 'torch': 'torch' in sys.modules}))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], env=dict(os.environ), cwd="/", capture_output=True, text=True,
                             timeout=300, check=False)

@@ -10,6 +10,7 @@ import pytest
 from mangadistill.config import (
     DistillIntentConfig,
     OpenAIServerConfig,
+    TeacherStopConfig,
     load_config,
     merge_layers,
     parse_config,
@@ -59,6 +60,8 @@ def test_distill_configs_resolve_as_before_the_key_move(name):
     old = json.loads((SNAPSHOTS / f"{name}.json").read_text(encoding="utf-8"))
     assert "kd" in old and "training" in old["student"]  # the snapshot is of the old layout
     resolved = load_config(CONFIGS / f"{name}.yaml", DistillIntentConfig).model_dump(mode="json")
+    # added since the snapshots: the teacher's stop rule (its defaults in every shipped config)
+    assert resolved["teacher"].pop("stop") == TeacherStopConfig().model_dump(mode="json")
     assert resolved == migrate_stage2_keys(old)
 
 

@@ -50,7 +50,8 @@ def test_production_config_carries_the_runbook_gates():
     assert bounds["accuracy"] == (0.89, None, True) and bounds["rare_class_recall"] == (0.80, None, True)
     assert bounds["refusal_precision"] == (0.94, None, True) and bounds["latency_p95"] == (None, 6.0, True)
     assert bounds["cost_reduction"] == (0.5, None, True) and bounds["cold_start"][2] is False
-    assert gates["accuracy"].metric == "accuracy" and gates["latency_p95"].metric == "latency_p95_ms"
+    assert bounds["latency_ratio"] == (None, 1 / 3, True) and gates["latency_ratio"].metric == "p95_ratio_vs_teacher"
+    assert gates["accuracy"].metric == "accuracy" and gates["latency_p95"].metric == "service_p95_ms"
     assert {g.category for g in gates.values()} >= {"quality", "safety", "latency", "cost", "rollback",
                                                     "observability"}
     assert config.shadow_gate_set()["agreement"].min == 0.85

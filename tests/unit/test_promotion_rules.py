@@ -48,8 +48,8 @@ def test_gate_truth_table(spec, value, status):
 
 def test_decision_names_every_failing_gate_and_is_recorded_on_the_version():
     gates = IntentFamily().default_offline_gates()
-    metrics = {"accuracy": 0.93, "rare_class_recall": 0.85, "refusal_precision": 0.91, "latency_p95_ms": 4.0,
-               "cost_reduction": 0.6, "rollback_target_available": 1.0}
+    metrics = {"accuracy": 0.93, "rare_class_recall": 0.85, "refusal_precision": 0.91, "service_p95_ms": 4.0,
+               "p95_ratio_vs_teacher": 0.25, "cost_reduction": 0.6, "rollback_target_available": 1.0}
     decision = evaluate_gates("offline", gates, metrics)
     assert not decision.passed
     assert decision.failed == ["refusal_precision", "observability"]  # observability metric missing -> fails

@@ -78,8 +78,9 @@ def test_configured_served_variant_wins():
 
 
 def test_variant_table_rows_compare_with_the_fp32_student():
-    metrics = {"latency_p50_ms": 1.0, "latency_p95_ms": 2.0, "latency_p99_ms": 3.0, "throughput_qps": 500.0,
-               "size_mb": 9.0, "cost_per_million_usd": 0.25}
+    metrics = {"latency_p50_ms": 1.0, "latency_p95_ms": 2.0, "latency_p99_ms": 3.0, "service_p95_ms": 1.9,
+               "throughput_qps": 500.0, "size_mb": 9.0, "cost_per_million_usd": 0.25}
     speed = {"student_pytorch_fp32": metrics, "student_onnx_int8_dynamic": {**metrics, "cold_start_ms": 250.0}}
     rows = variant_table(speed, {"student_pytorch_fp32": 0.90, "student_onnx_int8_dynamic": 0.897})
-    assert rows[0][2] == "baseline" and rows[1][2] == "-0.3" and rows[1][7] == "250" and rows[0][7] == "n/a"
+    assert rows[0][2] == "baseline" and rows[1][2] == "-0.3" and rows[1][8] == "250" and rows[0][8] == "n/a"
+    assert rows[0][6] == "1.90"  # service-time p95

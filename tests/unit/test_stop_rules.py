@@ -26,6 +26,7 @@ from mangadistill.training.stop_rules import (
     Stage1StopRule,
     Stage2StopRule,
     StopDecision,
+    TeacherStopRule,
     select_deployment_epoch,
 )
 from mangadistill.training.tables import STAGE1, STAGE2, stage_report
@@ -530,3 +531,19 @@ def test_the_loop_raises_on_a_missing_metric_and_waits_out_a_nan_one():
     decision = _decide(rule, nan, 2)
     assert not decision.stop and decision.reason.startswith("stop rule not applied after epoch 2: epoch 1: metric "
                                                             "'rare_class_recall' is nan")
+
+
+def test_teacher_rule_stops_once_accuracy_and_validation_loss_both_stall():
+    rule = TeacherStopRule()  # < 0.15 pt accuracy gain and < 2 % val-loss improvement, one epoch
+    history = [{"epoch": 1, "val_accuracy": 0.90, "val_loss": 0.60},
+               {"epoch": 2, "val_accuracy": 0.95, "val_loss": 0.30},
+               {"epoch": 3, "val_accuracy": 0.951, "val_loss": 0.25},   # accuracy stalls, loss still falls: train on
+               {"epoch": 4, "val_accuracy": 0.951, "val_loss": 0.248}]  # both stall: stop
+    assert not rule.decide(history[:3]).stop
+    decision = rule.first_stop(history)
+    assert decision is not None and decision.epoch == 4 and "both held" in decision.reason
+    still_learning = [{"epoch": 1, "val_accuracy": 0.844, "val_loss": 0.9}, {"epoch": 2, "val_accuracy": 0.852, "val_loss": 0.7},
+                      {"epoch": 3, "val_accuracy": 0.860, "val_loss": 0.69}]  # a larger label set still gaining
+    assert rule.first_stop(still_learning) is None
+    assert TeacherStopRule(patience=2).first_stop(history) is None
+    assert set(TeacherStopRule().metric_keys) == {"val_accuracy", "val_loss"}
