@@ -92,7 +92,7 @@ class RerankTeacherConfig(StrictModel):
 
     model: str = Field(PACKAGED_MINILM, min_length=1, description="Encoder to fine-tune: packaged:all-MiniLM-L6-v2 "
                        "(default), packaged:all-mpnet-base-v2 (stronger, ~5x slower) or a local folder.")
-    training: RerankTrainingConfig = RerankTrainingConfig(epochs=3, learning_rate=1.0e-4, batch_queries=4)
+    training: RerankTrainingConfig = RerankTrainingConfig(epochs=2, learning_rate=1.0e-4, batch_queries=4)
     stop: RerankStopConfig = RerankStopConfig()
     score_batch_size: int = Field(64, ge=1, le=4096, description="Pairs per forward pass when scoring every list.")
 

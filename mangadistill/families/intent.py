@@ -217,4 +217,4 @@ def teacher_record(run_name: str, artifact_id: str, evaluation: dict[str, Any], 
                          serving_threads=int(serving["serving_threads"]),
                          provenance=Provenance(pipeline_run=run_name, source_id=f"{artifact_id}:teacher",
                                                artifacts={"teacher_model": artifact_id}),
-                         benchmark=_benchmark(metrics, cost_reduction=0.0))
+                         benchmark=_benchmark(metrics, cost_reduction=0.0, p95_ratio_vs_teacher=1.0))

@@ -51,13 +51,19 @@ def score_pairs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, quer
 def score_queries(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: RerankDataset,
                   queries: Sequence[RerankQuery], max_length: int, batch_size: int = 64,
                   desc: str | None = None) -> TeacherScores:
-    """Every candidate of every query scored (pairs batched across queries)."""
-    pairs = [(q.query_id, q.query, dataset.corpus[d]) for q in queries for d in q.doc_ids]
-    scores: list[float] = []
+    """Every candidate of every query scored (pairs batched across queries, in order of length so that a batch
+    pads little; the scores come back in list order)."""
+    pairs = [(q.query, dataset.corpus[d]) for q in queries for d in q.doc_ids]
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+    sorted_scores = np.empty(len(pairs), dtype=np.float64)
     model.eval()
     for start in tqdm(range(0, len(pairs), batch_size), desc=desc, disable=desc is None, unit="batch"):
-        chunk = pairs[start:start + batch_size]
-        scores.extend(score_pairs(model, tokenizer, [p[1] for p in chunk], [p[2] for p in chunk], max_length).tolist())
+        chunk = order[start:start + batch_size]
+        sorted_scores[start:start + len(chunk)] = score_pairs(model, tokenizer, [pairs[i][0] for i in chunk],
+                                                              [pairs[i][1] for i in chunk], max_length)
+    scores = np.empty(len(pairs), dtype=np.float64)
+    scores[order] = sorted_scores
+    scores = scores.tolist()
     out: TeacherScores = {}
     offset = 0
     for q in queries:

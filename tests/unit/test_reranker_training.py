@@ -8,7 +8,7 @@ from mangadistill.config import RerankStopConfig, RerankTrainingConfig
 from mangadistill.reranker.dataset import generate_dataset
 from mangadistill.reranker.losses import RerankLoss
 from mangadistill.reranker.metrics import ranking_metrics
-from mangadistill.reranker.train import epoch_table, score_queries, train_reranker
+from mangadistill.reranker.train import epoch_table, score_pairs, score_queries, train_reranker
 from tests.tiny_models import tiny_classifier
 
 TRAINING = RerankTrainingConfig(epochs=4, learning_rate=1e-3, batch_queries=8, group_size=4, max_length=48, dropout=0.0)
@@ -68,3 +68,13 @@ def test_transfer_queries_are_learnt_from_the_teacher_only(tmp_path):
     without = train_reranker(model, tokenizer, dataset, RerankLoss(0.5, 0.5), one_epoch, RerankStopConfig(),
                              teacher_scores=teacher)
     assert without.transfer_queries == 0
+
+
+def test_scoring_batches_by_length_but_returns_scores_in_list_order(tmp_path):
+    dataset = generate_dataset(24, seed=5, k=6, hard_negatives=2, val_fraction=0.25, gate_fraction=0.25)
+    _, model, tokenizer = tiny_classifier(tmp_path / "m", ["relevance"])
+    queries = dataset.split("train")
+    batched = score_queries(model, tokenizer, dataset, queries, 48, batch_size=5)
+    for q in queries[:6]:  # one query at a time, in list order: the reference
+        alone = score_pairs(model, tokenizer, q.query, dataset.texts(q), 48)
+        np.testing.assert_allclose(batched[q.query_id], alone, rtol=1e-4, atol=1e-5)

@@ -1,11 +1,22 @@
 """Cost model (runbook 13.3/18.3), latency summaries and the served-variant choice: pure functions."""
 
+import time
+
 import numpy as np
 import pytest
 
 from mangadistill.config import CostConfig, ExportConfig
 from mangadistill.evaluation.cost import cost_per_million_requests, cost_reduction
-from mangadistill.evaluation.latency import latency_summary, measure_throughput, time_interleaved, time_single_queries
+from mangadistill.evaluation.latency import (
+    latency_summary,
+    machine_load,
+    measure_interleaved,
+    measure_throughput,
+    service_summary,
+    time_interleaved,
+    time_single_queries,
+)
+from mangadistill.lifecycle.shadow import latency_metrics, replay
 from mangadistill.evaluation.serving import choose_served_variant, variant_table
 
 
@@ -84,3 +95,36 @@ def test_variant_table_rows_compare_with_the_fp32_student():
     rows = variant_table(speed, {"student_pytorch_fp32": 0.90, "student_onnx_int8_dynamic": 0.897})
     assert rows[0][2] == "baseline" and rows[1][2] == "-0.3" and rows[1][8] == "250" and rows[0][8] == "n/a"
     assert rows[0][6] == "1.90"  # service-time p95
+
+
+def _spin(ms: float) -> None:  # `ms` of this thread's CPU time, like a model's forward pass
+    end = time.thread_time() + ms / 1e3
+    while time.thread_time() < end:
+        pass
+
+
+def test_service_time_counts_only_time_on_the_cpu():
+    """A call that waits (here: sleeps, as one preempted by another process does) costs wall time but no
+    service time; a call that computes costs both. The latency gate reads service time."""
+    timings = measure_interleaved({"waits": lambda q: time.sleep(0.004), "computes": lambda q: _spin(2.0)},
+                                  ["q"], n_timed=20, n_warmup=1, block=5)
+    waits, computes = service_summary(timings["waits"], threads=1), service_summary(timings["computes"], threads=1)
+    assert waits["latency_p95_ms"] >= 4.0 and waits["service_p95_ms"] < 1.0 and waits["on_cpu_share"] < 0.25
+    assert computes["service_p95_ms"] >= 1.8 and computes["service_p95_ms"] <= computes["latency_p95_ms"] + 1e-6
+    # several threads per query: worker threads' CPU is not the caller's, so service time falls back to wall time
+    assert service_summary(timings["waits"], threads=2)["service_p95_ms"] == waits["latency_p95_ms"]
+    assert service_summary(timings["waits"], threads=None)["service_p95_ms"] == waits["latency_p95_ms"]
+    load = machine_load()
+    assert load["cpu_count"] >= 1 and (load["load_avg_1m"] >= 0 or np.isnan(load["load_avg_1m"]))
+
+
+def test_shadow_latency_metrics_read_service_time_for_one_thread_versions():
+    production = replay(lambda texts: [{"x": _spin(1.0)}], ["a", "b", "c"])
+    staging = replay(lambda texts: [{"x": time.sleep(0.003)}], ["a", "b", "c"])
+    metrics = latency_metrics(production, staging, (1, 1))
+    assert metrics["staging_p95_latency_ms"] >= 3.0 and metrics["staging_p95_service_ms"] < 1.0
+    assert metrics["production_p95_service_ms"] >= 0.9
+    assert metrics["p95_service_ratio"] < 1.0 < metrics["p95_latency_ratio"]
+    # the version's thread count unknown (None): no service time to trust, the wall time stands in
+    unknown = latency_metrics(production, staging)
+    assert unknown["staging_p95_service_ms"] == unknown["staging_p95_latency_ms"]
