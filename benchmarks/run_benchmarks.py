@@ -42,7 +42,8 @@ TARGETS = {  # the deployment issue's acceptance thresholds, checked in the summ
     "kd_speedup": (">=", 2.0),
     "pyfunc_overhead": ("<=", 0.10),  # pyfunc / server single-query time over the graph's own
     "server_overhead": ("<=", 0.10),
-    "pipeline_minutes": ("<=", 6.0),  # the default distill_intent run, alone (target set on the AVX2 machine)
+    "pipeline_minutes": ("<=", 6.0),
+    "latency_gates_same_under_load": (">=", 1.0),  # 1: the default gates decide alike alone and beside CPU hogs  # the default distill_intent run, alone (target set on the AVX2 machine)
 }
 
 
@@ -172,6 +173,54 @@ def all_cores_p95(teacher_dir, bundle, served: str, queries: list[str], n_timed:
     return {"teacher_p95_ms": teacher, "student_p95_ms": student, "p95_ratio": student / teacher}
 
 
+_CPU_HOG = """
+import sys, time, torch
+a = torch.randn(512, 512)
+end = time.time() + float(sys.argv[1])
+while time.time() < end:
+    a @ a
+"""
+
+
+def latency_gates_under_load(teacher_dir, bundle, served: str, queries: list[str], config, hogs: int = 2,
+                             seconds: float = 240.0) -> dict:
+    """The intent family's latency gates on the teacher and the served student timed twice in this process:
+    alone, then beside `hogs` CPU-bound processes (torch matmuls on every core). A gate that trusts its
+    measurement gives the same decision both times; the wall-clock p95 gate of before is evaluated beside it."""
+    from mangadistill.evaluation.serving import benchmark_variants, onnx_variant, torch_threads, torch_variant
+    from mangadistill.families.intent import IntentFamily
+    from mangadistill.lifecycle.gates import evaluate_gates
+
+    gates = {k: g for k, g in IntentFamily().default_offline_gates().items() if g.category == "latency" and g.enabled}
+    wall_gate = {"wall_p95": gates["latency_p95"].model_copy(update={"metric": "latency_p95_ms"})}
+    evaluation = config.evaluation.model_copy(update={"throughput_batches": 1})
+
+    def measure() -> dict:
+        with torch_threads(evaluation.num_threads) as threads:
+            variants = [torch_variant("teacher", teacher_dir), onnx_variant(bundle, served, threads)]
+            speed = benchmark_variants(variants, queries, evaluation, config.cost, threads)
+        teacher, student = speed["teacher"], speed[f"student_{served}"]
+        metrics = {"service_p95_ms": student["service_p95_ms"], "latency_p95_ms": student["latency_p95_ms"],
+                   "p95_ratio_vs_teacher": student["service_p95_ms"] / teacher["service_p95_ms"]}
+        decision, wall = evaluate_gates("offline", gates, metrics), evaluate_gates("offline", wall_gate, metrics)
+        return {**metrics, "teacher_latency_p95_ms": teacher["latency_p95_ms"],
+                "teacher_service_p95_ms": teacher["service_p95_ms"], "on_cpu_share": student["on_cpu_share"],
+                "load_avg_1m": student["load_avg_1m"], "gates": decision.results(), "passed": decision.passed,
+                "wall_gate": wall.results()["wall_p95"], "wall_gate_passed": wall.passed}
+
+    alone = measure()
+    processes = [subprocess.Popen([sys.executable, "-c", _CPU_HOG, str(seconds)]) for _ in range(hogs)]
+    try:
+        time.sleep(10)  # let the load average see them
+        loaded = measure()
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    return {"hogs": hogs, "alone": alone, "loaded": loaded, "same_decision": alone["passed"] == loaded["passed"],
+            "wall_gate_same_decision": alone["wall_gate_passed"] == loaded["wall_gate_passed"]}
+
+
 def serving_overhead(store: Path, registered: dict, threads: int, queries: list[str], n_timed: int = 600) -> dict:
     """The registered version's single-query time three ways, interleaved on the same queries: its ONNX graph
     alone (`session.run` on already-tokenised input), the model service's predictor (what `/predict` runs:
@@ -251,6 +300,25 @@ def summary_markdown(result: dict) -> str:
         "",
         f"{d['overhead']['threads']} thread(s) per query (the version's serving threads), {d['overhead']['queries']} calls each.",
         "",
+        "## Latency gates alone and beside CPU hogs (same models, same process)",
+        "",
+        f"{d['under_load']['hogs']} other processes running torch matmuls on every core during the second measurement.",
+        "",
+        "| | alone | beside the hogs |",
+        "|---|---|---|",
+        *[f"| {label} | {fmt.format(d['under_load']['alone'][key])} | {fmt.format(d['under_load']['loaded'][key])} |"
+          for label, key, fmt in (("load average (1 min)", "load_avg_1m", "{:.2f}"),
+                                  ("served student wall p95 ms", "latency_p95_ms", "{:.2f}"),
+                                  ("served student service p95 ms", "service_p95_ms", "{:.2f}"),
+                                  ("teacher wall p95 ms", "teacher_latency_p95_ms", "{:.2f}"),
+                                  ("teacher service p95 ms", "teacher_service_p95_ms", "{:.2f}"),
+                                  ("student calls' share of wall time on a CPU", "on_cpu_share", "{:.2f}"),
+                                  ("p95 ratio to the teacher (service)", "p95_ratio_vs_teacher", "{:.3f}"))],
+        *[f"| gate `{name}` | {d['under_load']['alone']['gates'][name]} | {d['under_load']['loaded']['gates'][name]} |"
+          for name in d["under_load"]["alone"]["gates"]],
+        f"| wall-clock p95 gate (the rule before) | {d['under_load']['alone']['wall_gate']} | "
+        f"{d['under_load']['loaded']['wall_gate']} |",
+        "",
         "## Stage 2 training throughput (same rows, same teacher/student pair)",
         "",
         "| Recipe | samples/s |",
@@ -313,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     all_cores = all_cores_p95(teacher_dir, bundle, serving["served_variant"], dataset.texts("gate"))
     registered = run.steps["register_student"].outputs["registered_model"][0].load()
     overhead = serving_overhead(store, registered, int(serving["serving_threads"]), dataset.texts("gate"))
+    under_load = latency_gates_under_load(teacher_dir, bundle, serving["served_variant"], dataset.texts("gate"), config)
 
     print("[2/3] Stage 2 throughput: cached logits vs online teacher ...", flush=True)
     rows = min(args.kd_rows, len(dataset.texts("train")))
@@ -345,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         "pyfunc_overhead": overhead["pyfunc_overhead"],
         "server_overhead": overhead["server_predictor_overhead"],
         "pipeline_minutes": process_wall / 60,
+        "latency_gates_same_under_load": float(under_load["same_decision"]),
         "command": "python benchmarks/run_benchmarks.py" + (" --quick" if args.quick else ""),
         "config": str(config_path.relative_to(PROJECT_ROOT)) if config_path.is_relative_to(PROJECT_ROOT) else str(config_path),
         "machine": machine(),
@@ -352,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             "serving": serving,
             "all_cores": all_cores,
             "overhead": overhead,
+            "under_load": under_load,
             "kd": {"rows": rows, "cached_samples_per_sec": cached, "online_samples_per_sec": online,
                    "teacher_labelling_samples_per_sec": labelling,
                    "kd_speedup_one_epoch_with_labelling": (rows / online) / (rows / cached + rows / labelling)},
@@ -365,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "benchmark.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     (args.out / "summary.md").write_text(summary_markdown(result), encoding="utf-8")
     for key in ("p95_ratio", "size_ratio", "int8_accuracy_delta", "kd_speedup", "flops_utilization", "overhead_share",
-                "pyfunc_overhead", "server_overhead", "pipeline_minutes"):
+                "pyfunc_overhead", "server_overhead", "pipeline_minutes", "latency_gates_same_under_load"):
         print(f"{key:>22}: {result[key]:.4f}")
     print(f"wrote {args.out / 'benchmark.json'} and {args.out / 'summary.md'}")
     return 0

@@ -12,7 +12,7 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KEYS = ("p95_ratio", "size_ratio", "int8_accuracy_delta", "kd_speedup", "flops_utilization", "overhead_share",
-        "pyfunc_overhead", "server_overhead", "pipeline_minutes")
+        "pyfunc_overhead", "server_overhead", "pipeline_minutes", "latency_gates_same_under_load")
 
 
 @pytest.mark.slow
@@ -29,6 +29,9 @@ def test_quick_benchmark_writes_json_and_summary(tmp_path):
     assert isinstance(payload["machine"]["isa"], list)
     overhead = payload["details"]["overhead"]
     assert 0 < overhead["graph"]["p50_ms"] <= overhead["pyfunc"]["p50_ms"] * 1.5  # the graph is inside the pyfunc
+    load = payload["details"]["under_load"]
+    assert load["hogs"] >= 1 and {"latency_p95", "latency_ratio"} <= set(load["alone"]["gates"])
+    assert load["loaded"]["load_avg_1m"] >= 0 and isinstance(load["same_decision"], bool)
     summary = (tmp_path / "summary.md").read_text()
     assert "Distillation benchmark" in summary and "student_onnx_int8_dynamic" in summary and "KDTrainer" in summary
-    assert "Serving overhead" in summary and "MLflow pyfunc" in summary
+    assert "Serving overhead" in summary and "MLflow pyfunc" in summary and "beside CPU hogs" in summary
