@@ -72,6 +72,12 @@ def summary(run: Any) -> list[Any]:
     trained = run.steps["train_student"].outputs["student_model"][0].run_metadata
     stages = [f"{name.replace('stage', 'stage ')}: {trained[f'{name}_summary']}"
               for name in ("stage1", "stage2") if f"{name}_summary" in trained]
+    taught = run.steps["train_teacher"].outputs["teacher_model"][0].run_metadata
+    if "epochs_trained" in taught:
+        ended = "stop rule" if taught.get("stopped_by_rule") else "epoch budget"
+        n = int(taught["epochs_trained"])
+        stages.insert(0, f"teacher: {n} epoch{'s' if n != 1 else ''} ({ended}), kept epoch {taught['best_epoch']} "
+                         f"(val_accuracy {100 * float(taught['best_val_accuracy']):.1f}%)")
     return [
         business,
         variants,

@@ -222,3 +222,4 @@ def test_both_stages_are_logged_with_their_own_metrics_tables_and_reasons(first_
     first = json.loads(events.read_text().splitlines()[0])
     assert first["stage"] == "feature_kd" and first["loss_feature"] > 0 and "probe_val_accuracy" in first
     assert "stage 1: " in first_run.stdout and "stage 2: " in first_run.stdout
+    assert "teacher: 1 epoch (epoch budget), kept epoch 1" in first_run.stdout  # smoke: one teacher epoch
