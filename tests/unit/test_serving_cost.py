@@ -16,8 +16,8 @@ from mangadistill.evaluation.latency import (
     time_interleaved,
     time_single_queries,
 )
-from mangadistill.lifecycle.shadow import latency_metrics, replay
 from mangadistill.evaluation.serving import choose_served_variant, variant_table
+from mangadistill.lifecycle.shadow import latency_metrics, replay
 
 
 def test_cost_reduction_matches_the_runbook_example():
