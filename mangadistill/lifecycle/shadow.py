@@ -3,8 +3,8 @@
 Each query goes to both models on its own, as served, so the latencies are single-query latencies
 measured in one process on the same inputs. Each call's CPU time on the calling thread is kept too: for a
 version served with one thread per query it is the call's service time, which another busy process on
-the machine hardly moves (`mangadistill.evaluation.latency`), so latency gates read it. What "agreeing" means is the family's business
-(`Family.compare`); the latency comparison is the same for every family.
+the machine hardly moves (`mangadistill.evaluation.latency`), so latency gates read it. What "agreeing"
+means is the family's business (`Family.compare`); the latency comparison is the same for every family.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ from mangadistill.models.decision import card_refusal_rule
 from mangadistill.models.model_dir import MODEL_CARD
 
 MODEL_ARTIFACT = "model_dir"
-OUTPUT_KEYS = ("intent", "confidence")
 
 
 class _TorchClassifier:
