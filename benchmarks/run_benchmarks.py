@@ -236,11 +236,7 @@ def serving_overhead(store: Path, registered: dict, threads: int, queries: list[
     mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
     name, version = registered["name"], str(registered["version"])
     graph = OnnxClassifier(download_model_dir(name, version).path, num_threads=threads)
-    feeds = {}
-    for query in queries:
-        encoding = graph.tokenizer.encode_batch([query])[0]
-        arrays = {"input_ids": encoding.ids, "attention_mask": encoding.attention_mask, "token_type_ids": encoding.type_ids}
-        feeds[query] = {k: np.array([v], dtype=np.int64) for k, v in arrays.items() if k in graph.input_names}
+    feeds = {query: graph.encode([query]) for query in queries}
     predictor = load_version(name, version, num_threads=threads)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     timings = measure_interleaved({"graph": lambda q: graph.session.run(None, feeds[q]),

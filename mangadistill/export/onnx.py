@@ -247,15 +247,19 @@ class OnnxClassifier:
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.tokenizer = _load_tokenizer(folder, int(card["max_length"]))
 
-    def logits(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> np.ndarray:
-        """Logits of shape (len(texts), num_labels); a (first, second) tuple is encoded as a pair (cross-encoder)."""
+    def encode(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
+        """The graph's inputs for `texts`, each (B, L) int64; a (first, second) tuple is encoded as a pair."""
         encodings = self.tokenizer.encode_batch(list(texts))
         feeds = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),  # (B, L)
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
             "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
         }
-        return self.session.run(None, {k: v for k, v in feeds.items() if k in self.input_names})[0]
+        return {k: v for k, v in feeds.items() if k in self.input_names}
+
+    def logits(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> np.ndarray:
+        """Logits of shape (len(texts), num_labels) (see `encode`)."""
+        return self.session.run(None, self.encode(texts))[0]
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         return self.predict_with_confidence(texts)[0]

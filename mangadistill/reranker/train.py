@@ -156,7 +156,7 @@ def train_reranker(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, d
     transfer = dataset.split(TRANSFER) if use_transfer else []
     if transfer and (not loss.needs_teacher or teacher_scores is None):
         raise ValueError("transfer queries carry no labels: they need a loss that weights the teacher's scores")
-    unscored = [q.query_id for q in transfer if q.query_id not in teacher_scores] if transfer else []
+    unscored = [q.query_id for q in transfer if q.query_id not in teacher_scores]
     if unscored:
         raise ValueError(f"{len(unscored)} transfer queries have no teacher scores (first: {unscored[0]}); "
                          "score them with the teacher first")
