@@ -32,12 +32,14 @@ class TeacherLabelsMaterializer(BaseMaterializer):
             "low_confidence_threshold": data.low_confidence_threshold,
             "splits": list(data.splits),
             "summary": data.summary,
+            "augmented_texts": list(data.augmented_texts),
         }
         write_json(self.uri, "teacher_labels.json", header)
 
     def load(self, data_type: type[Any]) -> TeacherLabels:
         header = read_json(self.uri, "teacher_labels.json")
-        result = TeacherLabels(tuple(header["labels"]), header["low_confidence_threshold"], summary=header["summary"])
+        result = TeacherLabels(tuple(header["labels"]), header["low_confidence_threshold"], summary=header["summary"],
+                               augmented_texts=tuple(header.get("augmented_texts", ())))
         for split in header["splits"]:
             with fileio.open(os.path.join(self.uri, f"{split}.npz"), "rb") as handle:
                 arrays = np.load(io.BytesIO(handle.read()))

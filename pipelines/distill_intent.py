@@ -1,4 +1,4 @@
-"""`distill_intent`: data -> teacher -> teacher labels -> student -> gate evaluation -> ONNX/INT8 -> serving benchmark -> registry."""
+"""`distill_intent`: data -> teacher (+ augmented queries) -> teacher labels -> student -> gate evaluation -> ONNX/INT8 -> serving benchmark -> registry."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from zenml import pipeline
 
 from mangadistill.config import DistillIntentConfig
 from steps import (
+    augment_intent_data,
     benchmark_serving,
     clean_intent_data,
     evaluate_models,
@@ -26,7 +27,8 @@ def distill_intent(config: DistillIntentConfig) -> None:
     raw_rows = load_intent_data(config=config.data)
     intent_dataset = clean_intent_data(raw_rows, config=config.data)
     teacher_model = train_teacher(intent_dataset, config=config.teacher)
-    teacher_labels = label_with_teacher(intent_dataset, teacher_model,
+    augmented_queries = augment_intent_data(intent_dataset, config=config.augment)
+    teacher_labels = label_with_teacher(intent_dataset, teacher_model, augmented_queries=augmented_queries,
                                         low_confidence_threshold=config.teacher.low_confidence_threshold)
     student_model = train_student(intent_dataset, teacher_model, teacher_labels, config=config.student)
     evaluation = evaluate_models(intent_dataset, teacher_model, student_model, refusal=config.refusal)
@@ -78,6 +80,9 @@ def summary(run: Any) -> list[Any]:
         n = int(taught["epochs_trained"])
         stages.insert(0, f"teacher: {n} epoch{'s' if n != 1 else ''} ({ended}), kept epoch {taught['best_epoch']} "
                          f"(val_accuracy {100 * float(taught['best_val_accuracy']):.1f}%)")
+    augmented = run.steps["augment_intent_data"].outputs["augmented_queries"][0].run_metadata
+    if int(augmented.get("rows", 0)):
+        stages.insert(0, f"augmentation: {augmented['summary']} (teacher-labelled; the student learns them from its logits)")
     return [
         business,
         variants,

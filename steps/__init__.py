@@ -2,6 +2,7 @@
 
 from steps.act_on_triggers import act_on_triggers
 from steps.advance_rollout import advance_rollout
+from steps.augment_intent_data import augment_intent_data
 from steps.assemble_response_dataset import assemble_response_dataset
 from steps.benchmark_serving import benchmark_serving
 from steps.bootstrap_production import bootstrap_production
@@ -48,6 +49,7 @@ from steps.train_teacher import train_teacher
 __all__ = [
     "act_on_triggers",
     "advance_rollout",
+    "augment_intent_data",
     "assemble_response_dataset",
     "benchmark_serving",
     "bootstrap_production",

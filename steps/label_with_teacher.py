@@ -6,6 +6,7 @@ import logging
 from typing import Annotated
 
 import mlflow
+import pandas as pd
 from zenml import step
 
 from mangadistill.data.dataset import IntentDataset
@@ -20,11 +21,14 @@ logger = logging.getLogger(__name__)
 
 @step(experiment_tracker=True, output_materializers=TeacherLabelsMaterializer)
 def label_with_teacher(
-    intent_dataset: IntentDataset, teacher_model: ModelDir, low_confidence_threshold: float
+    intent_dataset: IntentDataset, teacher_model: ModelDir, low_confidence_threshold: float,
+    augmented_queries: pd.DataFrame | None = None,
 ) -> Annotated[TeacherLabels, "teacher_labels"]:
-    """Hard labels, logits, entropy and confidence spread for train/val/gate (runbook 11.1, 18.1)."""
+    """Hard labels, logits, entropy and confidence spread for train/val/gate (runbook 11.1, 18.1), and soft
+    labels for the augmented queries when there are any."""
+    augmented = [] if augmented_queries is None else augmented_queries["text"].tolist()
     with compute_timer():
-        labels = label_dataset(teacher_model, intent_dataset, low_confidence_threshold)
+        labels = label_dataset(teacher_model, intent_dataset, low_confidence_threshold, augmented)
     summary = {k: v for k, v in labels.summary.items() if isinstance(v, (int, float))}
     logger.info("teacher labels: %s", labels.summary)
     log_output_metadata(summary)

@@ -52,7 +52,7 @@ def train_student(
     stage1_logger = EpochLogger(stage="feature_kd", run_label=run_label(), student=config.init, teacher=teacher_name,
                                 group="stage1", artifact_name="stage1_epoch_end.jsonl")
     stage2_logger = EpochLogger(stage="output_kd", run_label=run_label(), student=config.init, teacher=teacher_name)
-    checkpoint_dir = checkpoint_dir_for(intent_dataset, teacher_model, config)
+    checkpoint_dir = checkpoint_dir_for(intent_dataset, teacher_model, config, teacher_labels.augmented_texts)
     if checkpoint_dir is not None and not config.checkpoints.resume:
         remove_job(checkpoint_dir)  # start over
     with compute_timer():
@@ -63,7 +63,8 @@ def train_student(
             trained = distill_student(intent_dataset, teacher_model, teacher_labels, config,
                                       on_epoch_end=stage2_logger, on_stage1_epoch_end=stage1_logger,
                                       checkpoint_dir=checkpoint_dir)
-    summary = {"architecture": describe(trained.model), "loss": str(trained.loss)}
+    summary = {"architecture": describe(trained.model), "loss": str(trained.loss),
+               "augmented_queries": len(teacher_labels.augmented_texts)}
     if trained.stage1 is not None:
         stage1_summary = _log_stage(trained.stage1, STAGE1)
         mlflow.log_text(f"{trained.stage1_loss}\n{trained.layer_matching}\n", "student/stage1_loss.txt")

@@ -75,6 +75,31 @@ class DataConfig(StrictModel):
         return self
 
 
+class AugmentConfig(StrictModel):
+    """Teacher-labelled augmentation of the student's training data (`mangadistill.data.augment`).
+
+    Extra queries made from the training split (and an unlabelled query log) that the teacher labels; the
+    student learns them through the teacher's logits only. Off by default: each copy adds a training split's
+    worth of student steps (Stage 1 and Stage 2), while the teacher's own training is unchanged.
+    """
+
+    copies: float = Field(
+        0.0, ge=0.0, le=50.0,
+        description="New queries per training query (0 = off; 1.0 doubles the student's training data).")
+    transformations: tuple[Literal["drop_word", "swap_words", "replace_word", "splice"], ...] = Field(
+        ("drop_word", "swap_words", "replace_word", "splice"), min_length=1,
+        description="How queries are made, drawn uniformly per query (mangadistill/data/augment.py documents each).")
+    log_path: Path | None = Field(
+        None, description="Unlabelled production queries (.txt one per line, or .csv/.jsonl with a text column), "
+        "PII-scrubbed, de-duplicated against the held-out splits and labelled by the teacher as they are.")
+    max_log_rows: int | None = Field(None, ge=1, le=10_000_000, description="Read at most this many log queries.")
+    seed: int = Field(11, description="Seed of the transformations; the same seed gives the same queries.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.copies > 0 or self.log_path is not None
+
+
 # ----------------------------------------------------------------------------------------- training
 class TrainingConfig(StrictModel):
     """Optimisation settings shared by teacher fine-tuning and student distillation."""
@@ -389,6 +414,7 @@ class DistillIntentConfig(StrictModel):
 
     data: DataConfig = DataConfig()
     teacher: TeacherConfig = TeacherConfig()
+    augment: AugmentConfig = AugmentConfig()
     student: StudentConfig = StudentConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     export: ExportConfig = ExportConfig()
@@ -396,4 +422,4 @@ class DistillIntentConfig(StrictModel):
     refusal: RefusalConfig = RefusalConfig()
     registry: RegistryConfig = RegistryConfig()
 
-__all__ = ['SyntheticDataConfig', 'SplitConfig', 'CleaningConfig', 'DataConfig', 'TrainingConfig', 'TeacherStopConfig', 'TeacherConfig', 'StudentArchitecture', 'Stage1StopConfig', 'Stage2StopConfig', 'Stage1Config', 'Stage2Config', 'CheckpointConfig', 'StudentConfig', 'KDConfig', 'EvaluationConfig', 'ExportConfig', 'CostConfig', 'RefusalConfig', 'RegistryConfig', 'DistillIntentConfig', 'PACKAGED_MINILM', 'PACKAGED_MPNET']
+__all__ = ['SyntheticDataConfig', 'SplitConfig', 'CleaningConfig', 'DataConfig', 'AugmentConfig', 'TrainingConfig', 'TeacherStopConfig', 'TeacherConfig', 'StudentArchitecture', 'Stage1StopConfig', 'Stage2StopConfig', 'Stage1Config', 'Stage2Config', 'CheckpointConfig', 'StudentConfig', 'KDConfig', 'EvaluationConfig', 'ExportConfig', 'CostConfig', 'RefusalConfig', 'RegistryConfig', 'DistillIntentConfig', 'PACKAGED_MINILM', 'PACKAGED_MPNET']

@@ -16,10 +16,20 @@ import torch.nn.functional as F
 
 from mangadistill.config import KDConfig, Stage1Config
 
+#: Label id of a row without a human label (a teacher-labelled augmented query): the CE terms skip it.
+UNLABELLED = -100
+
 
 def hard_label_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """L_hard = -sum_c y_c log p_S(c|x), averaged over the batch (runbook 5.1)."""
-    return F.cross_entropy(student_logits, labels)
+    """L_hard = -sum_c y_c log p_S(c|x), averaged over the batch's labelled rows (runbook 5.1).
+
+    Rows labelled `UNLABELLED` do not count; a batch without a labelled row gives 0 (no gradient), not NaN.
+    """
+    labelled = labels != UNLABELLED
+    if bool(labelled.all()):
+        return F.cross_entropy(student_logits, labels)
+    summed = F.cross_entropy(student_logits, labels, ignore_index=UNLABELLED, reduction="sum")
+    return summed / labelled.sum().clamp(min=1)
 
 
 def soft_label_kd_loss(

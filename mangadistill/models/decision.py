@@ -24,9 +24,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def decide(logits: np.ndarray, refusal_id: int | None = None, threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Predicted class ids (n,) and top-class probabilities (n,); rows below `threshold` become `refusal_id`."""
-    probabilities = softmax(np.asarray(logits, dtype=np.float64))
-    predictions = probabilities.argmax(-1)
-    confidence = probabilities.max(-1)
+    logits = np.asarray(logits, dtype=np.float64)
+    predictions = logits.argmax(-1)
+    # the top class's probability, 1 / sum_c exp(z_c - z_max): no need to normalise every class (one query
+    # at a time, each numpy call counts)
+    confidence = 1.0 / np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)
     if refusal_id is not None and threshold > 0:
         predictions = np.where(confidence < threshold, refusal_id, predictions)
     return predictions, confidence

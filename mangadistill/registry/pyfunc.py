@@ -13,6 +13,7 @@ DataFrame is still accepted (MLflow turns it into the list).
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,9 @@ class IntentClassifierPyfunc(mlflow.pyfunc.PythonModel):
             return []
         predictions, confidence = decide(np.asarray(self._classifier.logits(model_input)), *self._refusal)
         return [{"intent": self._labels[i], "confidence": float(c)} for i, c in zip(predictions, confidence, strict=True)]
+
+
+# MLflow reads `predict`'s signature with `inspect.signature` on every call (to see whether it takes `context`
+# and `params`); a stored `__signature__` is what `inspect` returns first (MLflow's own per-call cost: 63 -> 57 us
+# on the 2-core Xeon, against ~1 ms for the INT8 graph). The signature is the method's own, computed once.
+IntentClassifierPyfunc.predict.__signature__ = inspect.signature(IntentClassifierPyfunc.predict)

@@ -27,6 +27,7 @@ from mangadistill.evaluation.latency import latency_summary
 from mangadistill.reranker.dataset import TRANSFER, RerankDataset, RerankQuery
 from mangadistill.reranker.losses import RerankLoss
 from mangadistill.reranker.metrics import ranking_metrics
+from mangadistill.training.loop import adamw
 from mangadistill.training.stop_rules import RerankerStopRule, select_deployment_epoch
 
 logger = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ def train_reranker(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, d
                 module.p = training.dropout
     train, val = dataset.split("train") + transfer, dataset.split("val")
     accelerator = Accelerator(mixed_precision=training.mixed_precision, cpu=not torch.cuda.is_available())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
+    optimizer = adamw(model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
     steps_per_epoch = -(-len(train) // training.batch_queries)
     total = steps_per_epoch * training.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(training.warmup_ratio * total), total)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,14 +64,18 @@ def model_fingerprint(model_dir: ModelDir) -> str:
     return digest.hexdigest()[:16]
 
 
-def checkpoint_dir_for(dataset: IntentDataset, teacher: ModelDir, config: StudentConfig) -> Path | None:
+def checkpoint_dir_for(dataset: IntentDataset, teacher: ModelDir, config: StudentConfig,
+                       augmented_texts: Sequence[str] = ()) -> Path | None:
     """The folder of this student job's checkpoints, ``<checkpoints.dir>/student-<job key>`` (absolute); None
-    when checkpoints are off. The key covers the data, the teacher's weights and the student config except
-    `checkpoints` itself (moving the folder or switching `resume` is the same job)."""
+    when checkpoints are off. The key covers the data (with the augmented queries, if any), the teacher's
+    weights and the student config except `checkpoints` itself (moving the folder or switching `resume` is
+    the same job)."""
     if not config.checkpoints.enabled:
         return None
-    key = job_key(dataset_fingerprint(dataset), model_fingerprint(teacher),
-                  config.model_dump(mode="json", exclude={"checkpoints"}))
+    parts = [dataset_fingerprint(dataset), model_fingerprint(teacher), config.model_dump(mode="json", exclude={"checkpoints"})]
+    if augmented_texts:
+        parts.append(hashlib.sha256("\n".join(augmented_texts).encode()).hexdigest()[:16])
+    key = job_key(*parts)
     return Path(config.checkpoints.dir).absolute() / f"student-{key}"
 
 

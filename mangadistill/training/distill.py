@@ -7,16 +7,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mangadistill.config import Stage1Config, Stage1StopConfig, Stage2StopConfig, StudentConfig, TeacherConfig
 from mangadistill.data.dataset import IntentDataset
 from mangadistill.errors import ConfigError
 from mangadistill.losses.intermediate import LayerMatcher
-from mangadistill.losses.kd import WeightedLoss, distillation_loss, feature_transfer_loss, fine_tune_loss
+from mangadistill.losses.kd import UNLABELLED, WeightedLoss, distillation_loss, feature_transfer_loss, fine_tune_loss
 from mangadistill.models.encoders import ModelDir, build_student, describe, load_model_dir, load_pretrained_classifier
 from mangadistill.models.vocabulary import token_id_map, trim_vocabulary
-from mangadistill.teacher.labeling import TeacherLabels
+from mangadistill.teacher.labeling import AUGMENTED, TeacherLabels
 from mangadistill.training.checkpoints import StageCheckpoints
 from mangadistill.training.loop import ClassificationTask, OnlineTeacher, TrainResult, train_classifier
 from mangadistill.training.stop_rules import Stage1StopRule, Stage2StopRule, TeacherStopRule
@@ -36,21 +37,34 @@ class Trained:
 
 
 def task_from_dataset(dataset: IntentDataset, teacher_labels: TeacherLabels | None = None) -> ClassificationTask:
-    """The train/validation task of a dataset, with cached teacher logits when given."""
-    if teacher_labels is not None and tuple(teacher_labels.labels) != tuple(dataset.labels):
-        raise ValueError(
-            "teacher labels were produced for a different label set than the dataset; re-run label_with_teacher"
-        )
+    """The train/validation task of a dataset, with cached teacher logits when given.
+
+    Teacher labels that carry augmented queries (`mangadistill.data.augment`) add them after the training
+    rows, labelled `UNLABELLED`: the student learns them from the teacher's logits only.
+    """
+    train_texts, train_labels = dataset.texts("train"), dataset.label_ids("train")
+    train_logits = val_logits = None
+    if teacher_labels is not None:
+        if tuple(teacher_labels.labels) != tuple(dataset.labels):
+            raise ValueError(
+                "teacher labels were produced for a different label set than the dataset; re-run label_with_teacher"
+            )
+        train_logits, val_logits = teacher_labels.splits["train"].logits, teacher_labels.splits["val"].logits
+        if teacher_labels.augmented_texts:
+            extra = teacher_labels.splits[AUGMENTED].logits
+            train_texts = train_texts + list(teacher_labels.augmented_texts)
+            train_labels = np.concatenate([train_labels, np.full(len(extra), UNLABELLED, dtype=np.int64)])
+            train_logits = np.concatenate([train_logits, extra])
     return ClassificationTask(
-        train_texts=dataset.texts("train"),
-        train_labels=dataset.label_ids("train"),
+        train_texts=train_texts,
+        train_labels=train_labels,
         val_texts=dataset.texts("val"),
         val_labels=dataset.label_ids("val"),
         num_labels=len(dataset.labels),
         rare_ids=dataset.rare_label_ids,
         refusal_id=dataset.refusal_label_id,
-        train_teacher_logits=None if teacher_labels is None else teacher_labels.splits["train"].logits,
-        val_teacher_logits=None if teacher_labels is None else teacher_labels.splits["val"].logits,
+        train_teacher_logits=train_logits,
+        val_teacher_logits=val_logits,
     )
 
 
@@ -139,10 +153,10 @@ def distill_student(
         student, tokenizer = load_pretrained_classifier(config.model, labels)
     else:
         student, tokenizer = build_student(teacher_model, config), teacher_tokenizer
-    if config.vocab_size is not None:
-        student, tokenizer, trim = trim_vocabulary(student, tokenizer, dataset.texts("train"), config.vocab_size)
-        logger.info("student %s", trim.describe())
     task = task_from_dataset(dataset, teacher_labels)
+    if config.vocab_size is not None:
+        student, tokenizer, trim = trim_vocabulary(student, tokenizer, task.train_texts, config.vocab_size)
+        logger.info("student %s", trim.describe())
     kd = config.stage2.kd
     stage2_loss = distillation_loss(kd)
     online = matcher = None

@@ -46,6 +46,35 @@ def test_summary_table_is_printed(first_run):
         assert variant in out, variant
     assert "keeps" in out and "of the teacher's gate accuracy" in out
     assert f"models:/{MODEL}/1" in out
+    assert "augmentation: " in out and "augmented queries (" in out  # the smoke config augments
+
+
+def test_augmented_queries_are_versioned_labelled_and_trained_on(stores, first_run, client):
+    _, env = stores
+    code = ("import json\nfrom zenml.client import Client\n"
+            "run = Client().get_pipeline('distill_intent').runs[0]\n"
+            "augmented = run.steps['augment_intent_data'].outputs['augmented_queries'][0].load()\n"
+            "labels = run.steps['label_with_teacher'].outputs['teacher_labels'][0].load()\n"
+            "train = run.steps['clean_intent_data'].outputs['intent_dataset'][0].load().train\n"
+            "print(json.dumps({'augmented': augmented['text'].tolist(), 'transformations': sorted(set(augmented['transformation'])),"
+            " 'labelled': list(labels.augmented_texts), 'logits_shape': list(labels.splits['augmented'].logits.shape),"
+            " 'train_rows': len(train)}))\n")
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    facts = json.loads(result.stdout.strip().splitlines()[-1])
+    augmented = facts["augmented"]
+    config = load_config(SMOKE, DistillIntentConfig)
+    assert 0 < len(augmented) <= round(config.augment.copies * facts["train_rows"])
+    assert len(facts["transformations"]) > 1
+    assert facts["labelled"] == augmented and facts["logits_shape"][0] == len(augmented)
+    run = client.search_runs([client.get_experiment_by_name("distill_intent").experiment_id])[0]
+    assert run.data.metrics["augment/rows"] == len(augmented)
+    assert run.data.metrics["teacher_labels/augmented_rows"] == len(augmented)
+    # every epoch of both stages trained on the labelled rows and the augmented ones
+    for name in ("train_samples", "stage1/train_samples"):
+        history = client.get_metric_history(run.info.run_id, name)
+        assert {m.value for m in history} == {facts["train_rows"] + len(augmented)}, name
 
 
 def test_epoch_metrics_are_logged_per_epoch(client):

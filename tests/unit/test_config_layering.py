@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mangadistill.config import (
+    AugmentConfig,
     DistillIntentConfig,
     OpenAIServerConfig,
     TeacherStopConfig,
@@ -60,8 +61,10 @@ def test_distill_configs_resolve_as_before_the_key_move(name):
     old = json.loads((SNAPSHOTS / f"{name}.json").read_text(encoding="utf-8"))
     assert "kd" in old and "training" in old["student"]  # the snapshot is of the old layout
     resolved = load_config(CONFIGS / f"{name}.yaml", DistillIntentConfig).model_dump(mode="json")
-    # added since the snapshots: the teacher's stop rule (its defaults in every shipped config)
+    # added since the snapshots: the teacher's stop rule (its defaults in every shipped config) and augmentation
     assert resolved["teacher"].pop("stop") == TeacherStopConfig().model_dump(mode="json")
+    augment = {"distill_intent_smoke": {"copies": 0.5}}.get(name, {})  # the smoke run exercises it
+    assert resolved.pop("augment") == AugmentConfig(**augment).model_dump(mode="json")
     assert resolved == migrate_stage2_keys(old)
 
 

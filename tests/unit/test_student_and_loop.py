@@ -183,5 +183,6 @@ def test_checkpoint_dir_is_one_per_job(tmp_path):
     assert checkpoint_dir_for(_dataset(), teacher, other_kd) != folder
     assert checkpoint_dir_for(_dataset(train_texts=("hey",)), teacher, config) != folder
     assert checkpoint_dir_for(_dataset(), _weights(tmp_path / "teacher2", 3.0), config) != folder
+    assert checkpoint_dir_for(_dataset(), teacher, config, ["hi there"]) != folder  # augmented queries train too
     off = config.model_copy(update={"checkpoints": CheckpointConfig(enabled=False)})
     assert checkpoint_dir_for(_dataset(), teacher, off) is None
