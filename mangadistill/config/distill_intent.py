@@ -95,10 +95,6 @@ class AugmentConfig(StrictModel):
     max_log_rows: int | None = Field(None, ge=1, le=10_000_000, description="Read at most this many log queries.")
     seed: int = Field(11, description="Seed of the transformations; the same seed gives the same queries.")
 
-    @property
-    def enabled(self) -> bool:
-        return self.copies > 0 or self.log_path is not None
-
 
 # ----------------------------------------------------------------------------------------- training
 class TrainingConfig(StrictModel):

@@ -250,8 +250,9 @@ def adamw(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float) 
     """AdamW with the fused kernel (one pass over each tensor instead of a dozen element-wise ops).
 
     Same update as the default implementation; on CPU it is what makes a full-vocabulary encoder's
-    optimiser step cheap: for MiniLM's 11.7M embedding weights the step took 115 ms with the default
-    (foreach) kernel and 25 ms fused, against ~150 ms for a batch's forward and backward pass.
+    optimiser step cheap: for MiniLM (22.8M weights, 11.7M of them embeddings; batch 32) clipping, the step
+    and zero_grad took 110 ms with the default (foreach) kernel and 33 ms fused, against 210 ms for the
+    batch's forward and backward pass (2-core Xeon, measured alone).
     """
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
 
